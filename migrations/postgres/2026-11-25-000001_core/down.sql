@@ -1,0 +1,11 @@
+DROP TABLE rate_limits;
+DROP TABLE refresh_tokens;
+DROP TABLE authorization_codes;
+DROP TABLE grants;
+DROP TABLE authorization_requests;
+DROP TABLE sessions;
+DROP TABLE instance_secrets;
+DROP TABLE signing_keys;
+DROP TABLE clients;
+DROP TABLE users;
+DROP TABLE organizations;

@@ -1,0 +1,110 @@
+//! Administration: the domain operations behind the CLI (and, later, the admin API), so both
+//! apply the same validation.
+
+pub mod cli;
+
+use crate::security::{digest, random_id, random_secret};
+use crate::store::clients::{self, ClientRow};
+use crate::store::users::{self, User};
+use crate::store::{self, Store, encode_list};
+use crate::oidc::authorize::redirect_uri::validate_for_registration;
+
+pub struct NewClient<'a> {
+    pub org_id: &'a str,
+    pub name: &'a str,
+    pub redirect_uris: &'a [String],
+    pub post_logout_redirect_uris: &'a [String],
+    pub public: bool,
+    /// A fixed id (the demo client); a random one otherwise.
+    pub id: Option<&'a str>,
+    /// A fixed secret (the demo client); a random one otherwise.
+    pub secret: Option<String>,
+}
+
+/// Registers a client; returns its id and, for a confidential client, the secret, which is
+/// stored only as a digest and cannot be shown again.
+pub async fn create_client(store: &Store, new: NewClient<'_>) -> Result<(String, Option<String>), String> {
+    if new.name.trim().is_empty() {
+        return Err("the client needs a name".into());
+    }
+    if new.redirect_uris.is_empty() {
+        return Err("register at least one redirect URI".into());
+    }
+    for uri in new.redirect_uris.iter().chain(new.post_logout_redirect_uris) {
+        validate_for_registration(uri)?;
+    }
+    let id = new.id.map(str::to_owned).unwrap_or_else(random_id);
+    let secret = if new.public { None } else { Some(new.secret.unwrap_or_else(random_secret)) };
+    let row = ClientRow {
+        id: id.clone(),
+        org_id: new.org_id.to_owned(),
+        name: new.name.trim().to_owned(),
+        secret_hash: secret.as_deref().map(digest),
+        redirect_uris: encode_list(new.redirect_uris),
+        post_logout_redirect_uris: encode_list(new.post_logout_redirect_uris),
+        created_at: store::now(),
+    };
+    clients::insert(store, &row).await.map_err(|e| {
+        if e.is_unique_violation() { format!("a client with id {id} already exists") } else { e.to_string() }
+    })?;
+    Ok((id, secret))
+}
+
+pub struct NewUser<'a> {
+    pub org_id: &'a str,
+    pub email: &'a str,
+    pub name: Option<&'a str>,
+    pub password: Option<String>,
+    pub email_verified: bool,
+}
+
+pub async fn create_user(store: &Store, new: NewUser<'_>) -> Result<User, String> {
+    let email = new.email.trim();
+    if !looks_like_email(email) {
+        return Err(format!("{email:?} is not an email address"));
+    }
+    let password_hash = match new.password {
+        Some(p) => Some(crate::authn::password::hash(p).await?),
+        None => None,
+    };
+    let now = store::now();
+    let user = User {
+        id: random_id(),
+        org_id: new.org_id.to_owned(),
+        email: email.to_owned(),
+        email_normalized: users::normalize_email(email),
+        email_verified: new.email_verified,
+        name: new.name.map(str::to_owned),
+        given_name: None,
+        family_name: None,
+        phone_number: None,
+        phone_number_verified: false,
+        locale: None,
+        password_hash,
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+    };
+    users::insert(store, &user).await.map_err(|e| {
+        if e.is_unique_violation() {
+            format!("an account with email {email} already exists in this organization")
+        } else {
+            e.to_string()
+        }
+    })?;
+    Ok(user)
+}
+
+fn looks_like_email(email: &str) -> bool {
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && email.len() <= 254
+                && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+        None => false,
+    }
+}

@@ -1,0 +1,273 @@
+//! Every setting with its default, in one place. A TOML file (`--config FILE` or
+//! `TESSERA_CONFIG`) is read first; `TESSERA_*` environment variables override it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::security::rate_limit::Policy;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The issuer URL (`iss`). Plain `http://` is accepted only for localhost / loopback.
+    pub issuer: String,
+    /// Address the HTTP server listens on.
+    pub bind: SocketAddr,
+    /// Folder for the SQLite database and other local state.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` (default: `DATA_DIR/tessera.db`) or `postgres://…`.
+    pub database_url: Option<String>,
+    /// Pool size per process.
+    pub database_max_connections: usize,
+    /// Base64 of 32 random bytes; encrypts signing keys and instance secrets at rest.
+    pub master_key: Option<String>,
+    /// Seed and mount the demo relying party at `/demo`.
+    pub demo: bool,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// A `tracing` filter, e.g. `info` or `tessera=debug`.
+    pub log_level: String,
+    pub tokens: TokenSettings,
+    pub sessions: SessionSettings,
+    pub rate_limits: RateLimitSettings,
+    /// Name of the reauthentication claim in ID tokens and userinfo.
+    pub reauthentication_claim: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenSettings {
+    pub id_token_ttl_secs: i64,
+    pub access_token_ttl_secs: i64,
+    pub refresh_token_ttl_secs: i64,
+    pub code_ttl_secs: i64,
+    /// How long a validated authorization request waits for the user to sign in.
+    pub authorization_request_ttl_secs: i64,
+    /// Allowed clock difference when validating times in tokens we receive.
+    pub leeway_secs: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionSettings {
+    /// Rolling idle lifetime, renewed on use.
+    pub idle_ttl_secs: i64,
+    /// Absolute cap from the sign-in, whatever the activity.
+    pub absolute_ttl_secs: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Failed password sign-ins per account.
+    pub login_per_account: Policy,
+    /// Failed password sign-ins per client IP.
+    pub login_per_ip: Policy,
+    /// Failed client authentications per client at the token endpoint.
+    pub client_auth_per_client: Policy,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            issuer: "http://localhost:8080".into(),
+            bind: "127.0.0.1:8080".parse().expect("static address"),
+            data_dir: PathBuf::from("tessera-data"),
+            database_url: None,
+            database_max_connections: 16,
+            master_key: None,
+            demo: true,
+            log_format: "text".into(),
+            log_level: "info".into(),
+            tokens: TokenSettings::default(),
+            sessions: SessionSettings::default(),
+            rate_limits: RateLimitSettings::default(),
+            reauthentication_claim: "can_reauthenticate".into(),
+        }
+    }
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        TokenSettings {
+            id_token_ttl_secs: 3600,
+            access_token_ttl_secs: 900,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            code_ttl_secs: 60,
+            authorization_request_ttl_secs: 30 * 60,
+            leeway_secs: 30,
+        }
+    }
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings { idle_ttl_secs: 7 * 24 * 3600, absolute_ttl_secs: 30 * 24 * 3600 }
+    }
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        RateLimitSettings {
+            login_per_account: Policy { max_failures: 5, window_secs: 15 * 60 },
+            login_per_ip: Policy { max_failures: 50, window_secs: 15 * 60 },
+            client_auth_per_client: Policy { max_failures: 20, window_secs: 5 * 60 },
+        }
+    }
+}
+
+impl Config {
+    /// Reads the optional file, then the environment, then checks the result.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Config, String> {
+        let file = file
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("TESSERA_CONFIG").map(PathBuf::from));
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), String> {
+        if let Some(v) = get("TESSERA_ISSUER") {
+            self.issuer = v;
+        }
+        if let Some(v) = get("TESSERA_BIND") {
+            self.bind = v.parse().map_err(|_| format!("TESSERA_BIND: not an address: {v}"))?;
+        }
+        if let Some(v) = get("TESSERA_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("TESSERA_DATABASE_URL") {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = get("TESSERA_MASTER_KEY") {
+            self.master_key = Some(v);
+        }
+        if let Some(v) = get("TESSERA_DEMO") {
+            self.demo = matches!(v.as_str(), "1" | "true" | "yes" | "on");
+        }
+        if let Some(v) = get("TESSERA_LOG_FORMAT") {
+            self.log_format = v;
+        }
+        if let Some(v) = get("TESSERA_LOG") {
+            self.log_level = v;
+        }
+        Ok(())
+    }
+
+    pub fn validate(&mut self) -> Result<(), String> {
+        let issuer = url::Url::parse(&self.issuer)
+            .map_err(|e| format!("issuer {:?} is not a URL: {e}", self.issuer))?;
+        if issuer.query().is_some() || issuer.fragment().is_some() {
+            return Err("issuer must not have a query or fragment (Discovery 1.0 §2)".into());
+        }
+        match issuer.scheme() {
+            "https" => {}
+            "http" if is_loopback_host(issuer.host_str().unwrap_or("")) => {}
+            "http" => {
+                return Err(format!(
+                    "issuer {} uses plain http on a non-local host: use https",
+                    self.issuer
+                ));
+            }
+            other => return Err(format!("issuer scheme {other} is not http(s)")),
+        }
+        // The issuer is compared as a string by relying parties: keep it without a trailing slash.
+        self.issuer = self.issuer.trim_end_matches('/').to_owned();
+        if let Some(key) = &self.master_key {
+            crate::security::master_key::MasterKey::from_base64(key)?;
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return Err(format!("log_format must be text or json, not {}", self.log_format));
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", self.data_dir.join("tessera.db").display())
+        })
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+
+    pub fn master_key(&self) -> Option<crate::security::master_key::MasterKey> {
+        self.master_key
+            .as_deref()
+            .and_then(|k| crate::security::master_key::MasterKey::from_base64(k).ok())
+    }
+
+    /// The issuer's host for cookies and WebAuthn.
+    pub fn issuer_url(&self) -> url::Url {
+        url::Url::parse(&self.issuer).expect("validated at load")
+    }
+
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+}
+
+pub fn is_loopback_host(host: &str) -> bool {
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]" | "::1")
+        || host.ends_with(".localhost")
+        || host.starts_with("127.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_env(pairs: &[(&str, &str)]) -> Result<Config, String> {
+        let mut c = Config::default();
+        c.apply_env(|k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn http_issuer_only_for_localhost() {
+        assert!(with_env(&[("TESSERA_ISSUER", "http://localhost:9000")]).is_ok());
+        assert!(with_env(&[("TESSERA_ISSUER", "http://127.0.0.1:9000/")]).is_ok());
+        assert!(with_env(&[("TESSERA_ISSUER", "http://id.example.com")]).is_err());
+        assert!(with_env(&[("TESSERA_ISSUER", "https://id.example.com")]).is_ok());
+        assert!(with_env(&[("TESSERA_ISSUER", "https://id.example.com?x=1")]).is_err());
+    }
+
+    #[test]
+    fn env_overrides_and_defaults() {
+        let c = with_env(&[
+            ("TESSERA_DATA_DIR", "/tmp/x"),
+            ("TESSERA_BIND", "0.0.0.0:9999"),
+            ("TESSERA_ISSUER", "https://id.example.com/"),
+        ])
+        .unwrap();
+        assert_eq!(c.database_url(), "sqlite:///tmp/x/tessera.db");
+        assert_eq!(c.bind.port(), 9999);
+        assert_eq!(c.issuer, "https://id.example.com");
+        assert!(c.is_https());
+        assert!(with_env(&[("TESSERA_MASTER_KEY", "short")]).is_err());
+    }
+
+    #[test]
+    fn toml_file_parses_with_nested_sections() {
+        let c: Config = toml::from_str(
+            "issuer = \"https://id.example.com\"\n[tokens]\naccess_token_ttl_secs = 60\n",
+        )
+        .unwrap();
+        assert_eq!(c.tokens.access_token_ttl_secs, 60);
+        assert_eq!(c.tokens.id_token_ttl_secs, 3600);
+        assert!(toml::from_str::<Config>("nonsense_key = 1").is_err());
+    }
+}

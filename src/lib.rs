@@ -1,0 +1,33 @@
+//! Tessera: an OpenID Connect identity provider.
+//!
+//! Where things live: `oidc/` protocol endpoints, `authn/` sign-in methods, `session/`
+//! browser sessions, `tokens/` keys and JWTs, `store/` all SQL, `ui/` hosted pages,
+//! `admin/` CLI, `demo/` the demo relying party, `http/` shared HTTP plumbing.
+
+pub mod admin;
+pub mod app;
+pub mod authn;
+pub mod config;
+pub mod cpu;
+pub mod demo;
+pub mod error;
+pub mod http;
+pub mod oidc;
+pub mod ops;
+pub mod security;
+pub mod session;
+pub mod store;
+pub mod tokens;
+pub mod ui;
+
+/// Installs the global log subscriber once (text or JSON, filtered by `log_level`).
+pub fn init_logging(config: &config::Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let _ = if config.log_format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

@@ -1,0 +1,82 @@
+use clap::Parser;
+
+use tessera::admin::cli::{Cli, Command};
+use tessera::config::Config;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tessera: configuration error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(config).await,
+            command => match tessera::admin::cli::run_admin(&config, command).await {
+                Ok(out) => {
+                    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{}", serde_json::json!({ "error": e }));
+                    std::process::ExitCode::FAILURE
+                }
+            },
+        }
+    })
+}
+
+async fn serve(config: Config) -> std::process::ExitCode {
+    tessera::init_logging(&config);
+    let listener = match tokio::net::TcpListener::bind(config.bind).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("tessera: cannot listen on {}: {e}", config.bind);
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let issuer = config.issuer.clone();
+    let demo = config.demo;
+    let running = match tessera::app::start(config, listener).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tessera: start-up failed: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(issuer = %issuer, addr = %running.addr, backend = running.app.store.backend_name(), "Tessera is serving");
+    if demo {
+        println!("\n  Tessera is running at {issuer}");
+        println!("  Demo app:  {issuer}/demo");
+        println!("  Sign in as {} with password {}\n", tessera::demo::DEMO_EMAIL, tessera::demo::DEMO_PASSWORD);
+    }
+    wait_for_signal().await;
+    tracing::info!("shutting down: draining in-flight requests");
+    // In-flight requests get a bounded time to finish.
+    if tokio::time::timeout(std::time::Duration::from_secs(20), running.shutdown()).await.is_err() {
+        tracing::warn!("drain time exceeded; exiting with requests still in flight");
+    }
+    std::process::ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

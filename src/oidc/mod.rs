@@ -1,0 +1,52 @@
+//! Protocol endpoints: thin handlers over the checks, grants and token builders below them.
+
+pub mod authorize;
+pub mod discovery;
+pub mod jwks;
+pub mod scope;
+pub mod token;
+pub mod userinfo;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::app::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery::handler))
+        .route("/jwks", get(jwks::handler))
+        .route("/authorize", get(authorize::get_handler).post(authorize::post_handler))
+        .route("/authorize/resume", get(authorize::resume_handler))
+        .route("/token", post(token::handler))
+        .route("/userinfo", get(userinfo::handler).post(userinfo::handler))
+}
+
+/// Answers `If-None-Match` with 304 and otherwise sends prepared bytes with validators.
+pub(crate) fn prepared_json(
+    headers: &axum::http::HeaderMap,
+    body: bytes::Bytes,
+    etag: &str,
+    cache_control: &'static str,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, StatusCode, header};
+    use axum::response::IntoResponse;
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let mut response = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        body.into_response()
+    };
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
+    // Browsers-based relying parties fetch these cross-origin.
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    response
+}

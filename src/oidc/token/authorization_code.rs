@@ -1,0 +1,89 @@
+//! `grant_type=authorization_code` (RFC 6749 §4.1.3, OIDC Core §3.1.3.2, RFC 7636 §4.6).
+
+use crate::app::App;
+use crate::error::{Code, Error};
+use crate::http::params::Params;
+use crate::oidc::authorize::pkce;
+use crate::oidc::scope::Scope;
+use crate::security::digest;
+use crate::store::clients::Client;
+use crate::store::codes::{self, Consumed};
+use crate::store::grants::{self, GrantRow};
+use crate::store::{self, users};
+
+use super::issue::{self, Issue};
+
+pub async fn exchange(app: &App, client: &Client, params: &Params) -> Result<serde_json::Value, Error> {
+    let code = params.get("code").ok_or_else(|| Error::invalid_request("code is required"))?;
+    let redirect_uri = params
+        .get("redirect_uri")
+        .ok_or_else(|| Error::invalid_request("redirect_uri is required"))?;
+    let now = store::now();
+    let row = match codes::consume(&app.store, &digest(code), now).await? {
+        Consumed::First(row) => row,
+        Consumed::Reused(row) => {
+            // RFC 6749 §4.1.2: a reused code SHOULD revoke the tokens issued from it.
+            grants::revoke(&app.store, &row.grant_id, now).await?;
+            tracing::warn!(client_id = %row.client_id, "authorization code reused; grant revoked");
+            return Err(Error::invalid_grant("the authorization code was already used"));
+        }
+        Consumed::Unknown => return Err(Error::invalid_grant("the authorization code is invalid")),
+    };
+    if row.client_id != client.id {
+        return Err(Error::invalid_grant("the authorization code was issued to another client"));
+    }
+    if row.expires_at < now {
+        return Err(Error::invalid_grant("the authorization code has expired"));
+    }
+    if row.redirect_uri != redirect_uri {
+        return Err(Error::invalid_grant("redirect_uri does not match the authorization request"));
+    }
+    match (&row.code_challenge, params.get("code_verifier")) {
+        (Some(challenge), Some(verifier)) if pkce::verify(challenge, verifier) => {}
+        (Some(_), Some(_)) => return Err(Error::invalid_grant("PKCE verification failed")),
+        (Some(_), None) => return Err(Error::invalid_grant("code_verifier is required")),
+        // RFC 9700 §2.1.1: a verifier without a challenge means the request was tampered with.
+        (None, Some(_)) => {
+            return Err(Error::invalid_grant("code_verifier sent but no code_challenge was used"));
+        }
+        (None, None) => {}
+    }
+    let user = users::find(&app.store, &row.user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| Error::invalid_grant("the user is no longer active"))?;
+    let scope = Scope::parse(&row.scope);
+    let grant = GrantRow {
+        id: row.grant_id.clone(),
+        client_id: client.id.clone(),
+        user_id: Some(user.id.clone()),
+        session_id: Some(row.session_id.clone()),
+        scope: row.scope.clone(),
+        auth_time: Some(row.auth_time),
+        amr: row.amr.clone(),
+        acr: Some(row.acr.clone()),
+        created_at: now,
+        expires_at: now + app.config.tokens.refresh_token_ttl_secs,
+        revoked_at: None,
+    };
+    grants::insert(&app.store, &grant).await.map_err(|e| {
+        if e.is_unique_violation() {
+            Error::oauth(Code::InvalidGrant, "the authorization code was already used")
+        } else {
+            e.into()
+        }
+    })?;
+    issue::respond(
+        app,
+        Issue {
+            client_id: &client.id,
+            user: Some(&user),
+            grant: &grant,
+            scope: &scope,
+            nonce: row.nonce.as_deref(),
+            // OIDC Core §11: refresh tokens only when offline access was requested.
+            with_refresh_token: scope.has("offline_access"),
+        },
+    )
+    .await
+}

@@ -1,0 +1,70 @@
+//! The token endpoint (RFC 6749 §3.2): authenticate the client, then dispatch to one module
+//! per grant type. Every answer carries `Cache-Control: no-store` (§5.1).
+
+pub mod authorization_code;
+pub mod client_auth;
+pub mod client_credentials;
+pub mod issue;
+pub mod refresh_token;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::app::{App, AppState};
+use crate::error::{Code, Error};
+use crate::http::params::Params;
+
+pub async fn handler(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match handle(&app, &headers, &body).await {
+        Ok(body) => {
+            let mut response = Json(body).into_response();
+            let h = response.headers_mut();
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            response
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+pub fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
+}
+
+async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<serde_json::Value, Error> {
+    if !is_form(headers) {
+        return Err(Error::invalid_request(
+            "the token request must be application/x-www-form-urlencoded",
+        ));
+    }
+    let params = Params::parse(body);
+    if let Some(name) = params.duplicated_among(&[
+        "grant_type", "code", "redirect_uri", "code_verifier", "refresh_token", "scope",
+        "client_id", "client_secret",
+    ]) {
+        return Err(Error::invalid_request(format!("parameter {name} was sent more than once")));
+    }
+    if let Some(name) = params.oversized() {
+        return Err(Error::invalid_request(format!("parameter {name} is too long")));
+    }
+    let grant_type = params
+        .get("grant_type")
+        .ok_or_else(|| Error::invalid_request("grant_type is required"))?;
+    let client = client_auth::authenticate(app, headers, &params).await?;
+    match grant_type {
+        "authorization_code" => authorization_code::exchange(app, &client, &params).await,
+        "refresh_token" => refresh_token::exchange(app, &client, &params).await,
+        "client_credentials" => client_credentials::exchange(app, &client, &params).await,
+        _ => Err(Error::oauth(Code::UnsupportedGrantType, "this grant type is not supported")),
+    }
+}

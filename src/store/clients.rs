@@ -1,0 +1,110 @@
+//! OIDC clients (relying parties). Secrets are stored as SHA-256 digests: they are 256-bit
+//! random values, so a slow password hash would add cost without adding safety.
+
+use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
+use diesel_async::RunQueryDsl;
+
+use super::schema::clients;
+use super::{Store, StoreResult, decode_list, with_conn};
+
+#[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
+#[diesel(table_name = clients)]
+pub struct ClientRow {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub secret_hash: Option<String>,
+    pub redirect_uris: String,
+    pub post_logout_redirect_uris: String,
+    pub created_at: i64,
+}
+
+/// A client as the protocol code sees it.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub secret_hash: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub created_at: i64,
+}
+
+impl Client {
+    pub fn is_public(&self) -> bool {
+        self.secret_hash.is_none()
+    }
+}
+
+impl TryFrom<ClientRow> for Client {
+    type Error = super::StoreError;
+    fn try_from(row: ClientRow) -> StoreResult<Client> {
+        Ok(Client {
+            redirect_uris: decode_list(&row.redirect_uris)?,
+            post_logout_redirect_uris: decode_list(&row.post_logout_redirect_uris)?,
+            id: row.id,
+            org_id: row.org_id,
+            name: row.name,
+            secret_hash: row.secret_hash,
+            created_at: row.created_at,
+        })
+    }
+}
+
+pub async fn insert(store: &Store, row: &ClientRow) -> StoreResult<()> {
+    with_conn!(store, |conn| {
+        diesel::insert_into(clients::table).values(row).execute(conn).await?;
+        Ok(())
+    })
+}
+
+pub async fn find(store: &Store, id: &str) -> StoreResult<Option<Client>> {
+    let row: Option<ClientRow> = with_conn!(store, |conn| {
+        clients::table
+            .find(id)
+            .select(ClientRow::as_select())
+            .first(conn)
+            .await
+            .optional()?
+    });
+    row.map(Client::try_from).transpose()
+}
+
+pub async fn list(store: &Store) -> StoreResult<Vec<Client>> {
+    let rows: Vec<ClientRow> = with_conn!(store, |conn| {
+        clients::table
+            .order(clients::created_at.asc())
+            .select(ClientRow::as_select())
+            .load(conn)
+            .await?
+    });
+    rows.into_iter().map(Client::try_from).collect()
+}
+
+pub async fn delete(store: &Store, id: &str) -> StoreResult<bool> {
+    with_conn!(store, |conn| {
+        let n = diesel::delete(clients::table.find(id)).execute(conn).await?;
+        Ok(n > 0)
+    })
+}
+
+pub async fn update_registration(
+    store: &Store,
+    id: &str,
+    secret_hash: Option<&str>,
+    redirect_uris: &str,
+    post_logout_redirect_uris: &str,
+) -> StoreResult<()> {
+    with_conn!(store, |conn| {
+        diesel::update(clients::table.find(id))
+            .set((
+                clients::secret_hash.eq(secret_hash),
+                clients::redirect_uris.eq(redirect_uris),
+                clients::post_logout_redirect_uris.eq(post_logout_redirect_uris),
+            ))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+}

@@ -1,0 +1,84 @@
+//! Authorization codes: stored as digests, single use, bound to client, redirect URI,
+//! PKCE challenge and nonce.
+
+use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
+use diesel_async::RunQueryDsl;
+
+use super::schema::authorization_codes;
+use super::{Store, StoreResult, with_conn};
+
+#[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
+#[diesel(table_name = authorization_codes)]
+pub struct CodeRow {
+    pub code_hash: String,
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub session_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub auth_time: i64,
+    pub amr: String,
+    pub acr: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub consumed_at: Option<i64>,
+}
+
+pub enum Consumed {
+    /// First use: the caller may redeem it.
+    First(CodeRow),
+    /// The code was redeemed before: RFC 6749 4.1.2 says revoke what it produced.
+    Reused(CodeRow),
+    Unknown,
+}
+
+pub async fn insert(store: &Store, row: &CodeRow) -> StoreResult<()> {
+    with_conn!(store, |conn| {
+        diesel::insert_into(authorization_codes::table)
+            .values(row)
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+}
+
+/// Marks the code used in one conditional UPDATE, so two concurrent redemptions
+/// (even on two replicas) cannot both succeed.
+pub async fn consume(store: &Store, code_hash: &str, now: i64) -> StoreResult<Consumed> {
+    with_conn!(store, |conn| {
+        let claimed = diesel::update(
+            authorization_codes::table
+                .find(code_hash)
+                .filter(authorization_codes::consumed_at.is_null()),
+        )
+        .set(authorization_codes::consumed_at.eq(Some(now)))
+        .execute(conn)
+        .await?;
+        let row = authorization_codes::table
+            .find(code_hash)
+            .select(CodeRow::as_select())
+            .first(conn)
+            .await
+            .optional()?;
+        Ok(match (claimed, row) {
+            (1, Some(row)) => Consumed::First(row),
+            (_, Some(row)) => Consumed::Reused(row),
+            (_, None) => Consumed::Unknown,
+        })
+    })
+}
+
+/// Expired codes are kept for a while after expiry so that a late replay is still
+/// recognised as reuse (and revokes the grant) rather than as an unknown code.
+pub async fn purge_expired(store: &Store, before: i64) -> StoreResult<usize> {
+    with_conn!(store, |conn| {
+        Ok(diesel::delete(
+            authorization_codes::table.filter(authorization_codes::expires_at.lt(before)),
+        )
+        .execute(conn)
+        .await?)
+    })
+}

@@ -1,0 +1,66 @@
+//! Grants: what a user (or a client, for client credentials) authorized, and the lineage of
+//! every token issued from one authorization code. Revoking a grant kills its refresh-token
+//! family and the access tokens that name it.
+
+use diesel::{BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
+use diesel_async::RunQueryDsl;
+
+use super::schema::grants;
+use super::{Store, StoreResult, with_conn};
+
+#[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
+#[diesel(table_name = grants)]
+pub struct GrantRow {
+    pub id: String,
+    pub client_id: String,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub scope: String,
+    pub auth_time: Option<i64>,
+    pub amr: String,
+    pub acr: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+pub async fn insert(store: &Store, row: &GrantRow) -> StoreResult<()> {
+    with_conn!(store, |conn| {
+        diesel::insert_into(grants::table).values(row).execute(conn).await?;
+        Ok(())
+    })
+}
+
+pub async fn find(store: &Store, id: &str) -> StoreResult<Option<GrantRow>> {
+    with_conn!(store, |conn| {
+        Ok(grants::table
+            .find(id)
+            .select(GrantRow::as_select())
+            .first(conn)
+            .await
+            .optional()?)
+    })
+}
+
+pub async fn revoke(store: &Store, id: &str, now: i64) -> StoreResult<()> {
+    with_conn!(store, |conn| {
+        diesel::update(grants::table.find(id).filter(grants::revoked_at.is_null()))
+            .set(grants::revoked_at.eq(Some(now)))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+}
+
+/// Deletes grants that expired or were revoked more than `keep_secs` ago (their refresh
+/// tokens go with them).
+pub async fn purge_ended(store: &Store, now: i64, keep_secs: i64) -> StoreResult<usize> {
+    let cutoff = now - keep_secs;
+    with_conn!(store, |conn| {
+        Ok(diesel::delete(
+            grants::table.filter(grants::expires_at.lt(cutoff).or(grants::revoked_at.lt(cutoff))),
+        )
+        .execute(conn)
+        .await?)
+    })
+}

@@ -1,0 +1,245 @@
+//! The one place that knows SQL. Protocol code calls the narrow functions of one
+//! submodule per artefact (codes, grants, sessions, …) and never sees a connection.
+//!
+//! Both backends share one `table!` schema. `#[derive(MultiConnection)]` does not
+//! work with diesel-async 0.9, so [`Store`] holds an enum of two pools and
+//! [`with_conn!`] expands each query body once per backend.
+
+pub mod auth_requests;
+pub mod clients;
+pub mod codes;
+pub mod grants;
+pub mod keys;
+pub mod orgs;
+pub mod rate_limits;
+pub mod refresh_tokens;
+pub mod schema;
+pub mod sessions;
+pub mod users;
+
+use std::path::Path;
+use std::time::Duration;
+
+use diesel::sqlite::SqliteConnection;
+use diesel::Connection;
+use diesel::connection::SimpleConnection;
+use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use futures_util::FutureExt;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+/// How long a request waits for a pooled connection before it is answered with 503.
+const POOL_WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub enum Backend {
+    Sqlite(Pool<SqliteConn>),
+    Postgres(Pool<AsyncPgConnection>),
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pub backend: Backend,
+    url: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached (pool timeout, connection refused): callers answer 503.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+}
+
+impl From<diesel_async::pooled_connection::deadpool::PoolError> for StoreError {
+    fn from(e: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Runs `$body` with `$conn` bound to a pooled connection of whichever backend is configured.
+/// The body is compiled once per backend, so it must only use portable query DSL.
+macro_rules! with_conn {
+    ($store:expr, |$conn:ident| $body:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite(pool) => {
+                let mut pooled = pool.get().await?;
+                let $conn = &mut *pooled;
+                $body
+            }
+            $crate::store::Backend::Postgres(pool) => {
+                let mut pooled = pool.get().await?;
+                let $conn = &mut *pooled;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_conn;
+
+impl Store {
+    /// Connects to `sqlite://PATH` or `postgres://…`, creating the SQLite file's folder if needed.
+    pub async fn connect(url: &str, max_connections: usize) -> Result<Store, String> {
+        if let Some(path) = sqlite_path(url) {
+            if let Some(parent) = Path::new(&path).parent() {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+                }
+            }
+            // Open once synchronously so that a locked or unwritable file is a clear start-up error.
+            check_sqlite_writable(&path)?;
+            let mut config = ManagerConfig::<SqliteConn>::default();
+            config.custom_setup = Box::new(|url| {
+                let url = url.to_owned();
+                async move {
+                    let mut conn = SqliteConn::establish(&url).await?;
+                    conn.batch_execute(SQLITE_PRAGMAS)
+                        .await
+                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                    Ok(conn)
+                }
+                .boxed()
+            });
+            let manager = AsyncDieselConnectionManager::new_with_config(path.clone(), config);
+            let pool = Pool::builder(manager)
+                .max_size(max_connections)
+                .wait_timeout(Some(POOL_WAIT))
+                .create_timeout(Some(POOL_WAIT))
+                .runtime(deadpool::Runtime::Tokio1)
+                .build()
+                .map_err(|e| e.to_string())?;
+            Ok(Store { backend: Backend::Sqlite(pool), url: path.clone() })
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+            let pool = Pool::builder(manager)
+                .max_size(max_connections)
+                .wait_timeout(Some(POOL_WAIT))
+                .create_timeout(Some(POOL_WAIT))
+                .recycle_timeout(Some(POOL_WAIT))
+                .runtime(deadpool::Runtime::Tokio1)
+                .build()
+                .map_err(|e| e.to_string())?;
+            Ok(Store { backend: Backend::Postgres(pool), url: url.to_owned() })
+        } else {
+            Err(format!(
+                "unsupported database URL {url:?}: use sqlite://PATH or postgres://…"
+            ))
+        }
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Applies pending migrations. Several replicas may start at once on PostgreSQL:
+    /// an advisory lock makes them take turns.
+    pub async fn migrate(&self) -> Result<(), String> {
+        match &self.backend {
+            Backend::Sqlite(_) => {
+                let path = self.url.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut conn = SqliteConnection::establish(&path).map_err(|e| e.to_string())?;
+                    conn.batch_execute(SQLITE_PRAGMAS).map_err(|e| e.to_string())?;
+                    conn.run_pending_migrations(SQLITE_MIGRATIONS)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|e| e.to_string())?
+            }
+            Backend::Postgres(_) => {
+                let url = self.url.clone();
+                let mut conn = AsyncPgConnection::establish(&url).await.map_err(|e| e.to_string())?;
+                conn.batch_execute("SELECT pg_advisory_lock(7463726572)")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let result = tokio::task::spawn_blocking(move || {
+                    let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
+                    let outcome = harness
+                        .run_pending_migrations(POSTGRES_MIGRATIONS)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string());
+                    (outcome, harness.into_inner())
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+                let (outcome, mut conn) = result;
+                let _ = conn.batch_execute("SELECT pg_advisory_unlock(7463726572)").await;
+                outcome
+            }
+        }
+    }
+
+    /// Cheap readiness probe.
+    pub async fn ping(&self) -> StoreResult<()> {
+        with_conn!(self, |conn| {
+            conn.batch_execute("SELECT 1").await?;
+            Ok(())
+        })
+    }
+}
+
+/// WAL lets readers run beside the one writer; `busy_timeout` makes writers queue instead of
+/// failing with "database is locked"; `synchronous=NORMAL` in WAL mode never loses a committed
+/// transaction on a process crash (only, at worst, the last ones on power loss).
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+
+fn sqlite_path(url: &str) -> Option<String> {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .map(str::to_owned)
+}
+
+fn check_sqlite_writable(path: &str) -> Result<(), String> {
+    let mut conn = SqliteConnection::establish(path)
+        .map_err(|e| format!("cannot open SQLite database {path}: {e}"))?;
+    // A short timeout here: a file held by another process's write lock must fail start-up
+    // with a clear message rather than hang.
+    conn.batch_execute("PRAGMA busy_timeout = 3000; BEGIN IMMEDIATE; COMMIT;")
+        .map_err(|e| format!("SQLite database {path} is not writable or is locked: {e}"))
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// JSON-encoded string lists are how list columns (redirect URIs, `amr`) are stored portably.
+pub fn encode_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+pub fn decode_list(text: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("list column: {e}")))
+}

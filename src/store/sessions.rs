@@ -1,0 +1,136 @@
+//! Server-side browser sessions. The cookie carries a random secret; only its digest is stored.
+
+use diesel::{BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
+use diesel_async::RunQueryDsl;
+
+use super::schema::{grants, sessions};
+use super::{Store, StoreResult, with_conn};
+
+#[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
+#[diesel(table_name = sessions)]
+pub struct SessionRow {
+    pub id: String,
+    pub secret_hash: String,
+    pub user_id: String,
+    pub org_id: String,
+    pub auth_time: i64,
+    pub amr: String,
+    pub acr: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+    pub absolute_expires_at: i64,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub revoked_at: Option<i64>,
+}
+
+pub async fn insert(store: &Store, row: &SessionRow) -> StoreResult<()> {
+    with_conn!(store, |conn| {
+        diesel::insert_into(sessions::table).values(row).execute(conn).await?;
+        Ok(())
+    })
+}
+
+/// The live session whose cookie secret hashes to `secret_hash`, if any.
+pub async fn find_live_by_secret(
+    store: &Store,
+    secret_hash: &str,
+    now: i64,
+) -> StoreResult<Option<SessionRow>> {
+    with_conn!(store, |conn| {
+        Ok(sessions::table
+            .filter(sessions::secret_hash.eq(secret_hash))
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::expires_at.gt(now))
+            .filter(sessions::absolute_expires_at.gt(now))
+            .select(SessionRow::as_select())
+            .first(conn)
+            .await
+            .optional()?)
+    })
+}
+
+pub async fn find(store: &Store, id: &str) -> StoreResult<Option<SessionRow>> {
+    with_conn!(store, |conn| {
+        Ok(sessions::table
+            .find(id)
+            .select(SessionRow::as_select())
+            .first(conn)
+            .await
+            .optional()?)
+    })
+}
+
+/// Rolls the idle expiry forward (never past the absolute cap).
+pub async fn touch(store: &Store, id: &str, now: i64, expires_at: i64) -> StoreResult<()> {
+    with_conn!(store, |conn| {
+        diesel::update(sessions::table.find(id))
+            .set((sessions::last_seen_at.eq(now), sessions::expires_at.eq(expires_at)))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+}
+
+/// Records a fresh authentication on an existing session and rotates its cookie secret.
+pub async fn reauthenticate(
+    store: &Store,
+    id: &str,
+    new_secret_hash: &str,
+    auth_time: i64,
+    amr: &str,
+    acr: &str,
+    expires_at: i64,
+) -> StoreResult<()> {
+    with_conn!(store, |conn| {
+        diesel::update(sessions::table.find(id))
+            .set((
+                sessions::secret_hash.eq(new_secret_hash),
+                sessions::auth_time.eq(auth_time),
+                sessions::amr.eq(amr),
+                sessions::acr.eq(acr),
+                sessions::last_seen_at.eq(auth_time),
+                sessions::expires_at.eq(expires_at),
+            ))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+}
+
+/// Ends a session and revokes every grant (refresh-token family) issued in it.
+pub async fn revoke(store: &Store, id: &str, now: i64) -> StoreResult<()> {
+    with_conn!(store, |conn| {
+        diesel::update(sessions::table.find(id).filter(sessions::revoked_at.is_null()))
+            .set(sessions::revoked_at.eq(Some(now)))
+            .execute(conn)
+            .await?;
+        diesel::update(
+            grants::table
+                .filter(grants::session_id.eq(id))
+                .filter(grants::revoked_at.is_null()),
+        )
+        .set(grants::revoked_at.eq(Some(now)))
+        .execute(conn)
+        .await?;
+        Ok(())
+    })
+}
+
+/// Deletes sessions that ended (revoked or expired) more than `keep_secs` ago.
+pub async fn purge_ended(store: &Store, now: i64, keep_secs: i64) -> StoreResult<usize> {
+    let cutoff = now - keep_secs;
+    with_conn!(store, |conn| {
+        Ok(diesel::delete(
+            sessions::table.filter(
+                sessions::expires_at
+                    .lt(cutoff)
+                    .or(sessions::absolute_expires_at.lt(cutoff))
+                    .or(sessions::revoked_at.lt(cutoff)),
+            ),
+        )
+        .execute(conn)
+        .await?)
+    })
+}

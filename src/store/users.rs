@@ -1,0 +1,93 @@
+//! Users: one account per normalized email within an organization.
+
+use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
+use diesel_async::RunQueryDsl;
+
+use super::schema::users;
+use super::{Store, StoreResult, with_conn};
+
+#[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: String,
+    pub org_id: String,
+    pub email: String,
+    pub email_normalized: String,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub phone_number: Option<String>,
+    pub phone_number_verified: bool,
+    pub locale: Option<String>,
+    pub password_hash: Option<String>,
+    pub disabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Emails compare case-insensitively and without surrounding space: one address, one account.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+pub async fn insert(store: &Store, user: &User) -> StoreResult<()> {
+    with_conn!(store, |conn| {
+        diesel::insert_into(users::table).values(user).execute(conn).await?;
+        Ok(())
+    })
+}
+
+pub async fn find(store: &Store, id: &str) -> StoreResult<Option<User>> {
+    with_conn!(store, |conn| {
+        Ok(users::table
+            .find(id)
+            .select(User::as_select())
+            .first(conn)
+            .await
+            .optional()?)
+    })
+}
+
+pub async fn find_by_email(store: &Store, org_id: &str, email: &str) -> StoreResult<Option<User>> {
+    let normalized = normalize_email(email);
+    with_conn!(store, |conn| {
+        Ok(users::table
+            .filter(users::org_id.eq(org_id))
+            .filter(users::email_normalized.eq(&normalized))
+            .select(User::as_select())
+            .first(conn)
+            .await
+            .optional()?)
+    })
+}
+
+pub async fn list(store: &Store, org_id: &str) -> StoreResult<Vec<User>> {
+    with_conn!(store, |conn| {
+        Ok(users::table
+            .filter(users::org_id.eq(org_id))
+            .order(users::created_at.asc())
+            .select(User::as_select())
+            .load(conn)
+            .await?)
+    })
+}
+
+/// Returns whether a user was deleted. Sessions and grants go with it (ON DELETE CASCADE).
+pub async fn delete(store: &Store, id: &str) -> StoreResult<bool> {
+    with_conn!(store, |conn| {
+        let n = diesel::delete(users::table.find(id)).execute(conn).await?;
+        Ok(n > 0)
+    })
+}
+
+pub async fn set_password_hash(store: &Store, id: &str, hash: Option<&str>) -> StoreResult<()> {
+    let now = super::now();
+    with_conn!(store, |conn| {
+        diesel::update(users::table.find(id))
+            .set((users::password_hash.eq(hash), users::updated_at.eq(now)))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+}

@@ -1,0 +1,291 @@
+//! The interaction pages of a parked authorization request: sign in, choose the account,
+//! consent. Each form echoes the request's CSRF token and ends by sending the browser back
+//! to `/authorize/resume`, which decides what comes next.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Form, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+
+use super::views::{ConsentPage, HomePage, LoginPage, SelectAccountPage};
+use crate::app::{App, AppState};
+use crate::authn::{self, Authentication};
+use crate::error::{Code, Error, PageError};
+use crate::oidc::authorize::pending::{self, Pending};
+use crate::oidc::authorize::response;
+use crate::oidc::scope::Scope;
+use crate::session;
+use crate::store::{auth_requests, clients, users};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(login_page).post(login_submit))
+        .route("/select-account", get(select_account_page).post(select_account_submit))
+        .route("/consent", get(consent_page).post(consent_submit))
+}
+
+pub async fn home(State(app): State<AppState>) -> Response {
+    super::render(&HomePage { issuer: &app.config.issuer, demo: app.config.demo })
+}
+
+#[derive(Deserialize)]
+pub struct RequestRef {
+    request: String,
+}
+
+async fn client_name(app: &App, pending: &Pending) -> Result<String, Error> {
+    Ok(clients::find(&app.store, &pending.request.client_id)
+        .await?
+        .map(|c| c.name)
+        .unwrap_or_else(|| "the application".into()))
+}
+
+fn resume(pending: &Pending) -> Response {
+    response::redirect(&format!("/authorize/resume?request={}", pending.id))
+}
+
+/// The email the sign-in form starts with: the hinted account, else `login_hint`, else the
+/// account of the current session (reauthentication).
+async fn prefill(app: &App, headers: &HeaderMap, pending: &Pending) -> Result<(String, bool, bool), Error> {
+    if let Some(sub) = &pending.request.hinted_subject {
+        if let Some(user) = users::find(&app.store, sub).await? {
+            return Ok((user.email, true, true));
+        }
+    }
+    let current = session::current(app, headers).await?;
+    if let Some(hint) = &pending.request.login_hint {
+        return Ok((hint.clone(), false, current.is_some()));
+    }
+    Ok(match current {
+        Some(c) => (c.user.email, false, true),
+        None => (String::new(), false, false),
+    })
+}
+
+async fn render_login(
+    app: &App,
+    headers: &HeaderMap,
+    pending: &Pending,
+    status: StatusCode,
+    error: Option<&str>,
+    typed_email: Option<&str>,
+) -> Result<Response, Error> {
+    let name = client_name(app, pending).await?;
+    let (email, locked, reauthenticating) = prefill(app, headers, pending).await?;
+    let email = if locked { email } else { typed_email.map(str::to_owned).unwrap_or(email) };
+    Ok(super::render_status(
+        status,
+        &LoginPage {
+            client_name: &name,
+            request_id: &pending.id,
+            csrf: &pending.csrf,
+            email: &email,
+            email_locked: locked,
+            reauthenticating,
+            error,
+        },
+    ))
+}
+
+async fn login_page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(r): Query<RequestRef>,
+) -> Result<Response, PageError> {
+    let pending = pending::load(&app, &headers, &r.request).await?;
+    Ok(render_login(&app, &headers, &pending, StatusCode::OK, None, None).await?)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    request: String,
+    csrf: String,
+    email: String,
+    password: String,
+}
+
+async fn login_submit(
+    State(app): State<AppState>,
+    connect: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    let Ok(Form(form)) = form else {
+        return Err(Error::bad_request_page(
+            "Invalid form",
+            "The sign-in form was incomplete. Go back and try again.",
+        )
+        .into());
+    };
+    let pending = pending::load(&app, &headers, &form.request).await?;
+    pending.check_csrf(&form.csrf)?;
+    let client = clients::find(&app.store, &pending.request.client_id)
+        .await?
+        .ok_or_else(|| Error::bad_request_page("Unknown application", "This application no longer exists."))?;
+    let ip = Some(crate::http::client_ip(&connect));
+    let outcome = authn::password::authenticate(
+        &app.store,
+        &app.config.rate_limits,
+        &client.org_id,
+        &form.email,
+        &form.password,
+        ip,
+    )
+    .await;
+    let user = match outcome {
+        Ok(user) => user,
+        Err(failure) => {
+            use authn::password::Failure;
+            let (status, message) = match failure {
+                Failure::Invalid => (StatusCode::UNAUTHORIZED, "The email or password is incorrect.".to_owned()),
+                Failure::RateLimited { retry_after_secs } => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "Too many failed attempts. Try again in {} minutes.",
+                        (retry_after_secs + 59) / 60
+                    ),
+                ),
+                Failure::Disabled => (
+                    StatusCode::FORBIDDEN,
+                    "This account has been disabled. Contact your administrator.".to_owned(),
+                ),
+                Failure::Store(e) => return Err(Error::from(e).into()),
+                Failure::Cpu(e) => return Err(Error::Internal(e).into()),
+            };
+            let mut response =
+                render_login(&app, &headers, &pending, status, Some(&message), Some(&form.email)).await?;
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(60));
+            }
+            return Ok(response);
+        }
+    };
+    if let Some(hinted) = &pending.request.hinted_subject {
+        // Reauthentication never switches accounts silently.
+        if hinted != &user.id {
+            return Ok(render_login(
+                &app,
+                &headers,
+                &pending,
+                StatusCode::FORBIDDEN,
+                Some("The application asked you to confirm a different account. Sign in as that account, or go back to the application."),
+                None,
+            )
+            .await?);
+        }
+    }
+    let previous = session::current(&app, &headers).await?;
+    let (session, cookie) = session::establish(
+        &app,
+        previous.as_ref().map(|c| &c.session),
+        &user,
+        &Authentication::password(),
+        crate::http::user_agent(&headers),
+        ip.map(|i| i.to_string()),
+    )
+    .await?;
+    auth_requests::mark_authenticated(&app.store, &pending.id, &session.id).await?;
+    tracing::info!(method = "password", "sign-in succeeded");
+    Ok(crate::oidc::authorize::with_cookie(resume(&pending), cookie))
+}
+
+async fn select_account_page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(r): Query<RequestRef>,
+) -> Result<Response, PageError> {
+    let pending = pending::load(&app, &headers, &r.request).await?;
+    let Some(current) = session::current(&app, &headers).await? else {
+        return Ok(response::redirect(&format!("/login?request={}", pending.id)));
+    };
+    let name = client_name(&app, &pending).await?;
+    Ok(super::render(&SelectAccountPage {
+        client_name: &name,
+        request_id: &pending.id,
+        csrf: &pending.csrf,
+        email: &current.user.email,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct ChoiceForm {
+    request: String,
+    csrf: String,
+    choice: String,
+}
+
+async fn select_account_submit(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<ChoiceForm>,
+) -> Result<Response, PageError> {
+    let pending = pending::load(&app, &headers, &form.request).await?;
+    pending.check_csrf(&form.csrf)?;
+    match (form.choice.as_str(), session::current(&app, &headers).await?) {
+        ("current", Some(current)) => {
+            auth_requests::mark_authenticated(&app.store, &pending.id, &current.session.id).await?;
+            Ok(resume(&pending))
+        }
+        _ => Ok(response::redirect(&format!("/login?request={}", pending.id))),
+    }
+}
+
+async fn consent_page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(r): Query<RequestRef>,
+) -> Result<Response, PageError> {
+    let pending = pending::load(&app, &headers, &r.request).await?;
+    let name = client_name(&app, &pending).await?;
+    let scope = Scope::parse(&pending.request.scope);
+    let scopes = scope.values().iter().map(|s| describe_scope(s)).collect();
+    Ok(super::render(&ConsentPage {
+        client_name: &name,
+        request_id: &pending.id,
+        csrf: &pending.csrf,
+        scopes,
+    }))
+}
+
+fn describe_scope(scope: &str) -> &'static str {
+    match scope {
+        "openid" => "Know who you are",
+        "profile" => "See your name and profile",
+        "email" => "See your email address",
+        "phone" => "See your phone number",
+        "address" => "See your postal address",
+        "offline_access" => "Stay signed in when you are not using it",
+        _ => "Other access",
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ConsentForm {
+    request: String,
+    csrf: String,
+    decision: String,
+}
+
+async fn consent_submit(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<ConsentForm>,
+) -> Result<Response, PageError> {
+    let pending = pending::load(&app, &headers, &form.request).await?;
+    pending.check_csrf(&form.csrf)?;
+    if form.decision == "allow" {
+        auth_requests::mark_interaction_done(&app.store, &pending.id).await?;
+        return Ok(resume(&pending));
+    }
+    auth_requests::delete(&app.store, &pending.id).await?;
+    Ok(response::error(
+        &app.config.issuer,
+        &pending.request.reply,
+        Code::AccessDenied,
+        "the user denied the request",
+    ))
+}
