@@ -71,9 +71,10 @@ struct Settings {
 
 fn env_num<T: std::str::FromStr>(name: &str, default: T) -> R<T> {
     match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => {
-            v.trim().parse().map_err(|_| format!("{name}={v:?} is not a number"))
-        }
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name}={v:?} is not a number")),
         _ => Ok(default),
     }
 }
@@ -158,7 +159,9 @@ fn server_binary() -> PathBuf {
 }
 
 fn tail(path: &Path, bytes: u64) -> String {
-    let Ok(mut f) = std::fs::File::open(path) else { return String::new() };
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let _ = f.seek(std::io::SeekFrom::Start(len.saturating_sub(bytes)));
     let mut s = String::new();
@@ -228,13 +231,23 @@ async fn wait_ready(server: &mut Server) -> R<()> {
 }
 
 fn port_of(base: &str) -> u16 {
-    base.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0)
+    base.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
 }
 
 /// `tessera client create` against the server's database.
 fn create_client(server: &Server) -> R<(String, String)> {
     let out = tessera_command(&server.bin, server.data_dir.path(), port_of(&server.base))
-        .args(["client", "create", "--name", "load-bench", "--redirect-uri", REDIRECT_URI])
+        .args([
+            "client",
+            "create",
+            "--name",
+            "load-bench",
+            "--redirect-uri",
+            REDIRECT_URI,
+        ])
         .output()
         .ctx("running tessera client create")?;
     if !out.status.success() {
@@ -247,8 +260,12 @@ fn create_client(server: &Server) -> R<(String, String)> {
     }
     let v: serde_json::Value =
         serde_json::from_slice(&out.stdout).ctx("tessera client create output is not JSON")?;
-    let id = v["client_id"].as_str().ok_or("no client_id in the CLI output")?;
-    let secret = v["client_secret"].as_str().ok_or("no client_secret in the CLI output")?;
+    let id = v["client_id"]
+        .as_str()
+        .ok_or("no client_id in the CLI output")?;
+    let secret = v["client_secret"]
+        .as_str()
+        .ok_or("no client_secret in the CLI output")?;
     Ok((id.to_owned(), secret.to_owned()))
 }
 
@@ -344,7 +361,10 @@ impl Target {
         };
         // RFC 6749 §2.3.1: id and secret are form-encoded before base64.
         let credentials = format!("{}:{}", enc(client_id), enc(client_secret));
-        let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials));
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(credentials)
+        );
         Ok(Target {
             base: base.to_owned(),
             token_url: format!("{base}/token"),
@@ -358,7 +378,11 @@ impl Target {
 
     /// `GET /authorize` with the session cookie: expects 303 to the redirect URI with a code.
     async fn code(&self, http: &reqwest::Client, offline: bool) -> R<String> {
-        let url = if offline { &self.authorize_offline_url } else { &self.authorize_url };
+        let url = if offline {
+            &self.authorize_offline_url
+        } else {
+            &self.authorize_url
+        };
         let resp = http
             .get(url)
             .header(COOKIE, self.cookie.clone())
@@ -456,7 +480,9 @@ async fn sign_in(base: &str, client_id: &str) -> R<HeaderValue> {
     let resp = http.get(&authorize).send().await.ctx("GET /authorize")?;
     let login = expect_redirect(&resp, "GET /authorize without a session")?;
     if login.path() != "/login" {
-        return Err(format!("GET /authorize without a session went to {login}, not /login"));
+        return Err(format!(
+            "GET /authorize without a session went to {login}, not /login"
+        ));
     }
     let resp = http.get(login.clone()).send().await.ctx("GET /login")?;
     let status = resp.status();
@@ -468,25 +494,36 @@ async fn sign_in(base: &str, client_id: &str) -> R<HeaderValue> {
     let csrf = attr_value(&html, "csrf").ok_or("no hidden input csrf on /login")?;
     let resp = http
         .post(format!("{base}/login"))
-        .form(&[("request", request), ("csrf", csrf), ("email", DEMO_EMAIL), ("password", DEMO_PASSWORD)])
+        .form(&[
+            ("request", request),
+            ("csrf", csrf),
+            ("email", DEMO_EMAIL),
+            ("password", DEMO_PASSWORD),
+        ])
         .send()
         .await
         .ctx("POST /login")?;
     let resume = expect_redirect(&resp, "POST /login")?;
     if resume.path() != "/authorize/resume" {
-        return Err(format!("POST /login went to {resume}, not /authorize/resume"));
+        return Err(format!(
+            "POST /login went to {resume}, not /authorize/resume"
+        ));
     }
     let resp = http.get(resume).send().await.ctx("GET /authorize/resume")?;
     let back = expect_redirect(&resp, "GET /authorize/resume")?;
     if !back.as_str().starts_with(REDIRECT_URI) || !back.query_pairs().any(|(k, _)| k == "code") {
-        return Err(format!("GET /authorize/resume went to {back}, expected {REDIRECT_URI}?code=…"));
+        return Err(format!(
+            "GET /authorize/resume went to {back}, expected {REDIRECT_URI}?code=…"
+        ));
     }
     let cookies = reqwest::cookie::CookieStore::cookies(&*jar, &base_url)
         .ok_or("the sign-in set no cookies")?;
     let text = cookies.to_str().unwrap_or_default();
     for name in ["tessera_browser=", "tessera_session="] {
         if !text.contains(name) {
-            return Err(format!("cookie {name}… missing after sign-in (have: {text})"));
+            return Err(format!(
+                "cookie {name}… missing after sign-in (have: {text})"
+            ));
         }
     }
     Ok(cookies)
@@ -535,7 +572,10 @@ enum Outcome {
 
 impl Worker {
     fn new(job: Job) -> R<Worker> {
-        Ok(Worker { http: plain_client()?, job })
+        Ok(Worker {
+            http: plain_client()?,
+            job,
+        })
     }
 
     async fn step(&mut self, target: &Target) -> Outcome {
@@ -553,10 +593,15 @@ impl Worker {
                 }
             }
             Job::Exchange(pool) => {
-                let Some(code) = pool.take() else { return Outcome::Done };
+                let Some(code) = pool.take() else {
+                    return Outcome::Done;
+                };
                 match target.token(&self.http, target.code_form(code)).await {
                     Ok(body) if contains(&body, b"\"id_token\"") => Outcome::Ok,
-                    Ok(body) => Outcome::Err(format!("code exchange without id_token: {}", snippet(&body))),
+                    Ok(body) => Outcome::Err(format!(
+                        "code exchange without id_token: {}",
+                        snippet(&body)
+                    )),
                     Err(e) => Outcome::Err(e),
                 }
             }
@@ -630,8 +675,10 @@ impl PhaseShared {
         for e in &samples {
             self.error(format!("{prefix}{e}"));
         }
-        self.errors.fetch_add(errors - samples.len() as u64, Ordering::Relaxed);
-        self.issued.fetch_add(other.issued.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.errors
+            .fetch_add(errors - samples.len() as u64, Ordering::Relaxed);
+        self.issued
+            .fetch_add(other.issued.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
     fn stop_early(&self, at: Instant, why: &str) {
@@ -732,8 +779,12 @@ async fn make_codes(
     let failures = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..concurrency.min(n.max(1)) {
-        let (target, remaining, failures, shared) =
-            (target.clone(), remaining.clone(), failures.clone(), shared.clone());
+        let (target, remaining, failures, shared) = (
+            target.clone(),
+            remaining.clone(),
+            failures.clone(),
+            shared.clone(),
+        );
         let http = plain_client()?;
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::new();
@@ -759,7 +810,10 @@ async fn make_codes(
         codes.extend(t.await.ctx("code maker panicked")?);
     }
     if failures.load(Ordering::Relaxed) > n / 100 + 10 {
-        return Err(format!("too many failures making codes; first: {:?}", shared.samples.lock().unwrap()));
+        return Err(format!(
+            "too many failures making codes; first: {:?}",
+            shared.samples.lock().unwrap()
+        ));
     }
     codes.sort_by_key(|(_, made)| *made);
     Ok(codes)
@@ -829,7 +883,11 @@ fn round(x: f64, digits: i32) -> f64 {
 
 /// The measured window: from `measure_from` to the deadline, or to when workers began stopping.
 fn window(shared: &PhaseShared, measure_from: Instant, end: Instant) -> Duration {
-    let stop = shared.stopped_early.lock().unwrap().map_or(end, |s| s.min(end));
+    let stop = shared
+        .stopped_early
+        .lock()
+        .unwrap()
+        .map_or(end, |s| s.min(end));
     stop.saturating_duration_since(measure_from)
 }
 
@@ -838,11 +896,19 @@ fn secs(s: f64) -> Duration {
 }
 
 /// Phases 1 and 2: a GET of a prepared document.
-async fn phase_get(name: &str, path: &str, target: &Arc<Target>, s: &Settings, pid: u32) -> R<PhaseResult> {
+async fn phase_get(
+    name: &str,
+    path: &str,
+    target: &Arc<Target>,
+    s: &Settings,
+    pid: u32,
+) -> R<PhaseResult> {
     let rss = RssSampler::start(pid);
     let shared = PhaseShared::new(s.max_requests_per_phase);
     let url = format!("{}{path}", target.base);
-    let workers = (0..s.concurrency).map(|_| Worker::new(Job::Get(url.clone()))).collect::<R<Vec<_>>>()?;
+    let workers = (0..s.concurrency)
+        .map(|_| Worker::new(Job::Get(url.clone())))
+        .collect::<R<Vec<_>>>()?;
     let start = Instant::now();
     let measure_from = start + secs(s.warmup_seconds);
     let end = measure_from + secs(s.seconds);
@@ -850,7 +916,15 @@ async fn phase_get(name: &str, path: &str, target: &Arc<Target>, s: &Settings, p
     let measured = window(&shared, measure_from, end);
     let peak = rss.finish().await;
     let after = rss_kib(pid, "VmRSS").unwrap_or(0);
-    Ok(finish_phase(name, tally.latencies, measured, &shared, peak, after, Vec::new()))
+    Ok(finish_phase(
+        name,
+        tally.latencies,
+        measured,
+        &shared,
+        peak,
+        after,
+        Vec::new(),
+    ))
 }
 
 /// Phase 3: code exchange, in segments each preceded (untimed) by making its codes.
@@ -865,8 +939,14 @@ async fn phase_code_exchange(target: &Arc<Target>, s: &Settings, pid: u32) -> R<
     if s.warmup_seconds > 0.0 {
         let n = (c * 16).max(256);
         let codes = make_codes(target, n, c, &shared).await?;
-        let pool = Arc::new(CodePool { codes, next: AtomicUsize::new(0), stale: AtomicU64::new(0) });
-        let workers = (0..c).map(|_| Worker::new(Job::Exchange(pool.clone()))).collect::<R<Vec<_>>>()?;
+        let pool = Arc::new(CodePool {
+            codes,
+            next: AtomicUsize::new(0),
+            stale: AtomicU64::new(0),
+        });
+        let workers = (0..c)
+            .map(|_| Worker::new(Job::Exchange(pool.clone())))
+            .collect::<R<Vec<_>>>()?;
         let start = Instant::now();
         let end = start + secs(s.warmup_seconds);
         let warm = PhaseShared::new(s.max_requests_per_phase);
@@ -886,7 +966,9 @@ async fn phase_code_exchange(target: &Arc<Target>, s: &Settings, pid: u32) -> R<
     while remaining > 0.01 && segments < 100 {
         segments += 1;
         let seg = remaining.min(CODE_SEGMENT_SECS);
-        let left_in_cap = shared.cap.saturating_sub(shared.issued.load(Ordering::Relaxed)) as f64;
+        let left_in_cap = shared
+            .cap
+            .saturating_sub(shared.issued.load(Ordering::Relaxed)) as f64;
         if left_in_cap < 1.0 {
             notes.push("request cap reached".into());
             break;
@@ -896,9 +978,19 @@ async fn phase_code_exchange(target: &Arc<Target>, s: &Settings, pid: u32) -> R<
         let codes = make_codes(target, n, c, &shared).await?;
         let making = made_at.elapsed();
         made_total += codes.len();
-        let pool = Arc::new(CodePool { codes, next: AtomicUsize::new(0), stale: AtomicU64::new(0) });
-        let workers = (0..c).map(|_| Worker::new(Job::Exchange(pool.clone()))).collect::<R<Vec<_>>>()?;
-        let seg_shared = PhaseShared::new(shared.cap.saturating_sub(shared.issued.load(Ordering::Relaxed)));
+        let pool = Arc::new(CodePool {
+            codes,
+            next: AtomicUsize::new(0),
+            stale: AtomicU64::new(0),
+        });
+        let workers = (0..c)
+            .map(|_| Worker::new(Job::Exchange(pool.clone())))
+            .collect::<R<Vec<_>>>()?;
+        let seg_shared = PhaseShared::new(
+            shared
+                .cap
+                .saturating_sub(shared.issued.load(Ordering::Relaxed)),
+        );
         let start = Instant::now();
         let end = start + secs(seg);
         let (_, tally) = drive(target, workers, start, end, &seg_shared).await?;
@@ -924,12 +1016,25 @@ async fn phase_code_exchange(target: &Arc<Target>, s: &Settings, pid: u32) -> R<
         shared.absorb(&seg_shared, "");
     }
     if stale_total > 0 {
-        notes.push(format!("{stale_total} codes older than {} s skipped", CODE_MAX_AGE.as_secs()));
+        notes.push(format!(
+            "{stale_total} codes older than {} s skipped",
+            CODE_MAX_AGE.as_secs()
+        ));
     }
-    notes.push(format!("{made_total} codes made beforehand in {segments} segment(s), untimed"));
+    notes.push(format!(
+        "{made_total} codes made beforehand in {segments} segment(s), untimed"
+    ));
     let peak = rss.finish().await;
     let after = rss_kib(pid, "VmRSS").unwrap_or(0);
-    Ok(finish_phase("token: authorization_code", latencies, measured, &shared, peak, after, notes))
+    Ok(finish_phase(
+        "token: authorization_code",
+        latencies,
+        measured,
+        &shared,
+        peak,
+        after,
+        notes,
+    ))
 }
 
 /// Phase 4: each connection rotates its own refresh-token family.
@@ -942,7 +1047,10 @@ async fn phase_refresh(target: &Arc<Target>, s: &Settings, pid: u32) -> R<PhaseR
         families.push(tokio::spawn(async move {
             let http = plain_client()?;
             let token = target.new_family(&http).await?;
-            Ok::<_, String>(Worker { http, job: Job::Refresh(token) })
+            Ok::<_, String>(Worker {
+                http,
+                job: Job::Refresh(token),
+            })
         }));
     }
     let mut workers = Vec::new();
@@ -956,8 +1064,19 @@ async fn phase_refresh(target: &Arc<Target>, s: &Settings, pid: u32) -> R<PhaseR
     let measured = window(&shared, measure_from, end);
     let peak = rss.finish().await;
     let after = rss_kib(pid, "VmRSS").unwrap_or(0);
-    let notes = vec![format!("{} refresh-token families, one per connection", s.concurrency)];
-    Ok(finish_phase("token: refresh_token", tally.latencies, measured, &shared, peak, after, notes))
+    let notes = vec![format!(
+        "{} refresh-token families, one per connection",
+        s.concurrency
+    )];
+    Ok(finish_phase(
+        "token: refresh_token",
+        tally.latencies,
+        measured,
+        &shared,
+        peak,
+        after,
+        notes,
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -995,15 +1114,28 @@ fn markdown(r: &Report) -> String {
         r.settings.seconds,
         r.settings.warmup_seconds,
         r.cpus,
-        r.git_commit.as_deref().map(|c| format!(", commit {c}")).unwrap_or_default()
+        r.git_commit
+            .as_deref()
+            .map(|c| format!(", commit {c}"))
+            .unwrap_or_default()
     );
-    let _ = writeln!(md, "| Phase | Requests | req/s | p50 ms | p99 ms | max ms | Errors | Peak RSS MiB |");
+    let _ = writeln!(
+        md,
+        "| Phase | Requests | req/s | p50 ms | p99 ms | max ms | Errors | Peak RSS MiB |"
+    );
     let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|");
     for p in &r.phases {
         let _ = writeln!(
             md,
             "| {} | {} | {:.1} | {:.2} | {:.2} | {:.1} | {} | {:.1} |",
-            p.name, p.requests, p.requests_per_second, p.p50_ms, p.p99_ms, p.max_ms, p.errors, mib(p.rss_peak_kib)
+            p.name,
+            p.requests,
+            p.requests_per_second,
+            p.p50_ms,
+            p.p99_ms,
+            p.max_ms,
+            p.errors,
+            mib(p.rss_peak_kib)
         );
     }
     let _ = writeln!(
@@ -1021,7 +1153,11 @@ fn markdown(r: &Report) -> String {
         }
     }
     if r.server_log_problems > 0 {
-        let _ = writeln!(md, "\nServer logged {} WARN/ERROR line(s) under load, e.g.:\n", r.server_log_problems);
+        let _ = writeln!(
+            md,
+            "\nServer logged {} WARN/ERROR line(s) under load, e.g.:\n",
+            r.server_log_problems
+        );
         for l in &r.server_log_samples {
             let _ = writeln!(md, "    {l}");
         }
@@ -1044,7 +1180,12 @@ fn log_problems(path: &Path, from: u64) -> (usize, Vec<String>) {
     let text = String::from_utf8_lossy(&text[(from as usize).min(text.len())..]).into_owned();
     let lines: Vec<String> = text
         .lines()
-        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR ") || l.contains("\"WARN\"") || l.contains("\"ERROR\""))
+        .filter(|l| {
+            l.contains(" WARN ")
+                || l.contains(" ERROR ")
+                || l.contains("\"WARN\"")
+                || l.contains("\"ERROR\"")
+        })
         .map(|l| l.chars().take(300).collect())
         .collect();
     (lines.len(), lines.into_iter().take(5).collect())
@@ -1066,13 +1207,23 @@ async fn run(s: Settings) -> R<Report> {
     eprintln!("load: server pid {} at {}", server.pid, server.base);
     let (client_id, client_secret) = create_client(&server)?;
     let cookie = sign_in(&server.base, &client_id).await?;
-    let target = Arc::new(Target::new(&server.base, &client_id, &client_secret, cookie)?);
+    let target = Arc::new(Target::new(
+        &server.base,
+        &client_id,
+        &client_secret,
+        cookie,
+    )?);
     // One full round trip before measuring anything.
-    target.new_family(&plain_client()?).await.ctx("sanity check of the code flow")?;
+    target
+        .new_family(&plain_client()?)
+        .await
+        .ctx("sanity check of the code flow")?;
 
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_idle = rss_kib(server.pid, "VmRSS").unwrap_or(0);
-    let log_from = std::fs::metadata(&server.log_path).map(|m| m.len()).unwrap_or(0);
+    let log_from = std::fs::metadata(&server.log_path)
+        .map(|m| m.len())
+        .unwrap_or(0);
 
     let mut phases = Vec::new();
     let phase_list: [&str; 4] = ["discovery", "jwks", "code", "refresh"];
@@ -1080,7 +1231,14 @@ async fn run(s: Settings) -> R<Report> {
         eprintln!("load: phase {which}");
         let result = match which {
             "discovery" => {
-                phase_get("GET discovery", "/.well-known/openid-configuration", &target, &s, server.pid).await?
+                phase_get(
+                    "GET discovery",
+                    "/.well-known/openid-configuration",
+                    &target,
+                    &s,
+                    server.pid,
+                )
+                .await?
             }
             "jwks" => phase_get("GET jwks", "/jwks", &target, &s, server.pid).await?,
             "code" => phase_code_exchange(&target, &s, server.pid).await?,
@@ -1115,7 +1273,9 @@ async fn run(s: Settings) -> R<Report> {
             .unwrap_or(0),
         git_commit: git_commit(),
         backend: backend.to_owned(),
-        cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         settings: s,
         server_binary: bin.display().to_string(),
         rss_idle_kib: rss_idle,
@@ -1154,7 +1314,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let outcome = runtime.block_on(async {
         tokio::select! {
             r = run(settings) => r,

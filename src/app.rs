@@ -37,20 +37,38 @@ pub type AppState = Arc<App>;
 /// Connects, migrates, loads keys and seeds what the configuration asks for.
 pub async fn build(config: Config) -> Result<AppState, String> {
     let store = Store::connect(&config.database_url(), config.database_max_connections).await?;
-    store.migrate().await.map_err(|e| format!("migrations failed: {e}"))?;
-    let default_org = orgs::ensure_default(&store).await.map_err(|e| e.to_string())?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| format!("migrations failed: {e}"))?;
+    let default_org = orgs::ensure_default(&store)
+        .await
+        .map_err(|e| e.to_string())?;
     let master_key = config.master_key();
     if master_key.is_none() {
         tracing::warn!(
             "no master key configured: signing keys are stored unencrypted (set TESSERA_MASTER_KEY)"
         );
     }
-    let max_ttl = config.tokens.id_token_ttl_secs.max(config.tokens.access_token_ttl_secs);
+    let max_ttl = config
+        .tokens
+        .id_token_ttl_secs
+        .max(config.tokens.access_token_ttl_secs);
     let keys = Keys::init(store.clone(), master_key.clone(), max_ttl).await?;
     let instance_key = instance_key(&store, master_key.as_ref()).await?;
-    let cookies = CookiePolicy { secure: config.is_https() };
+    let cookies = CookiePolicy {
+        secure: config.is_https(),
+    };
     let discovery = crate::oidc::discovery::Prepared::new(&config);
-    let app = Arc::new(App { config, store, keys, cookies, default_org, instance_key, discovery });
+    let app = Arc::new(App {
+        config,
+        store,
+        keys,
+        cookies,
+        default_org,
+        instance_key,
+        discovery,
+    });
     if app.config.demo {
         crate::demo::seed(&app).await?;
     }
@@ -62,7 +80,10 @@ async fn instance_key(
     master_key: Option<&crate::security::master_key::MasterKey>,
 ) -> Result<Vec<u8>, String> {
     const NAME: &str = "instance-key";
-    let stored = match store::keys::find_secret(store, NAME).await.map_err(|e| e.to_string())? {
+    let stored = match store::keys::find_secret(store, NAME)
+        .await
+        .map_err(|e| e.to_string())?
+    {
         Some(s) => s,
         None => {
             let value = crate::security::random_bytes::<32>().to_vec();
@@ -76,7 +97,9 @@ async fn instance_key(
                 encrypted,
                 created_at: store::now(),
             };
-            store::keys::insert_secret_once(store, &secret).await.map_err(|e| e.to_string())?
+            store::keys::insert_secret_once(store, &secret)
+                .await
+                .map_err(|e| e.to_string())?
         }
     };
     if stored.encrypted {
@@ -144,7 +167,12 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Str
             })
             .await
     });
-    Ok(Running { addr, app, shutdown, task })
+    Ok(Running {
+        addr,
+        app,
+        shutdown,
+        task,
+    })
 }
 
 fn spawn_background_jobs(app: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {

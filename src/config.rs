@@ -104,16 +104,28 @@ impl Default for TokenSettings {
 
 impl Default for SessionSettings {
     fn default() -> Self {
-        SessionSettings { idle_ttl_secs: 7 * 24 * 3600, absolute_ttl_secs: 30 * 24 * 3600 }
+        SessionSettings {
+            idle_ttl_secs: 7 * 24 * 3600,
+            absolute_ttl_secs: 30 * 24 * 3600,
+        }
     }
 }
 
 impl Default for RateLimitSettings {
     fn default() -> Self {
         RateLimitSettings {
-            login_per_account: Policy { max_failures: 5, window_secs: 15 * 60 },
-            login_per_ip: Policy { max_failures: 50, window_secs: 15 * 60 },
-            client_auth_per_client: Policy { max_failures: 20, window_secs: 5 * 60 },
+            login_per_account: Policy {
+                max_failures: 5,
+                window_secs: 15 * 60,
+            },
+            login_per_ip: Policy {
+                max_failures: 50,
+                window_secs: 15 * 60,
+            },
+            client_auth_per_client: Policy {
+                max_failures: 20,
+                window_secs: 5 * 60,
+            },
         }
     }
 }
@@ -142,7 +154,9 @@ impl Config {
             self.issuer = v;
         }
         if let Some(v) = get("TESSERA_BIND") {
-            self.bind = v.parse().map_err(|_| format!("TESSERA_BIND: not an address: {v}"))?;
+            self.bind = v
+                .parse()
+                .map_err(|_| format!("TESSERA_BIND: not an address: {v}"))?;
         }
         if let Some(v) = get("TESSERA_DATA_DIR") {
             self.data_dir = PathBuf::from(v);
@@ -188,15 +202,18 @@ impl Config {
             crate::security::master_key::MasterKey::from_base64(key)?;
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
-            return Err(format!("log_format must be text or json, not {}", self.log_format));
+            return Err(format!(
+                "log_format must be text or json, not {}",
+                self.log_format
+            ));
         }
         Ok(())
     }
 
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}", self.data_dir.join("tessera.db").display())
-        })
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("tessera.db").display()))
     }
 
     pub fn is_https(&self) -> bool {
@@ -231,7 +248,12 @@ mod tests {
 
     fn with_env(pairs: &[(&str, &str)]) -> Result<Config, String> {
         let mut c = Config::default();
-        c.apply_env(|k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))?;
+        c.apply_env(|k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        })?;
         c.validate()?;
         Ok(c)
     }

@@ -9,7 +9,9 @@ use tokio::sync::Semaphore;
 fn permits() -> &'static Semaphore {
     static PERMITS: OnceLock<Semaphore> = OnceLock::new();
     PERMITS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         Semaphore::new(cores)
     })
 }
@@ -23,6 +25,11 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let _permit = permits().acquire().await.map_err(|e| CpuError(e.to_string()))?;
-    tokio::task::spawn_blocking(work).await.map_err(|e| CpuError(e.to_string()))
+    let _permit = permits()
+        .acquire()
+        .await
+        .map_err(|e| CpuError(e.to_string()))?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| CpuError(e.to_string()))
 }

@@ -70,14 +70,25 @@ pub enum Error {
     /// A protected resource refused the bearer token (RFC 6750 §3). No code when the request
     /// carried no credentials at all (§3.1).
     #[error("bearer: {description}")]
-    Bearer { code: Option<Code>, description: String, status: StatusCode },
+    Bearer {
+        code: Option<Code>,
+        description: String,
+        status: StatusCode,
+    },
     /// Too many failures: 429 with `Retry-After`.
     #[error("rate limited: {description}")]
-    RateLimited { retry_after_secs: i64, description: String },
+    RateLimited {
+        retry_after_secs: i64,
+        description: String,
+    },
     /// A plain page for people: the request cannot go back to a client (unknown client,
     /// unregistered redirect URI, expired sign-in request, …).
     #[error("{title}: {message}")]
-    Page { status: StatusCode, title: String, message: String },
+    Page {
+        status: StatusCode,
+        title: String,
+        message: String,
+    },
     #[error("request body too large")]
     PayloadTooLarge,
     /// The database cannot be reached: 503, so load balancers and clients retry.
@@ -92,7 +103,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn oauth(code: Code, description: impl Into<String>) -> Error {
-        Error::OAuth { code, description: description.into() }
+        Error::OAuth {
+            code,
+            description: description.into(),
+        }
     }
 
     pub fn invalid_request(description: impl Into<String>) -> Error {
@@ -104,7 +118,11 @@ impl Error {
     }
 
     pub fn page(status: StatusCode, title: impl Into<String>, message: impl Into<String>) -> Error {
-        Error::Page { status, title: title.into(), message: message.into() }
+        Error::Page {
+            status,
+            title: title.into(),
+            message: message.into(),
+        }
     }
 
     pub fn bad_request_page(title: impl Into<String>, message: impl Into<String>) -> Error {
@@ -207,7 +225,9 @@ impl IntoResponse for Error {
                     HeaderValue::from_static("Basic realm=\"tessera\", charset=\"UTF-8\""),
                 );
             }
-            Error::Bearer { code, description, .. } => {
+            Error::Bearer {
+                code, description, ..
+            } => {
                 let value = match code {
                     None => "Bearer realm=\"tessera\"".to_owned(),
                     Some(code) => format!(
@@ -220,7 +240,9 @@ impl IntoResponse for Error {
                     headers.insert(header::WWW_AUTHENTICATE, v);
                 }
             }
-            Error::RateLimited { retry_after_secs, .. } => {
+            Error::RateLimited {
+                retry_after_secs, ..
+            } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             _ => {}
@@ -253,17 +275,36 @@ impl IntoResponse for PageError {
         let status = error.status();
         let (title, message) = match &error {
             Error::Page { title, message, .. } => (title.clone(), message.clone()),
-            Error::RateLimited { .. } => ("Too many attempts".to_owned(), error.public_description()),
-            Error::Unavailable(_) => ("Temporarily unavailable".to_owned(), error.public_description()),
-            Error::Internal(_) => ("Something went wrong".to_owned(), error.public_description()),
-            _ => ("The request was refused".to_owned(), error.public_description()),
+            Error::RateLimited { .. } => {
+                ("Too many attempts".to_owned(), error.public_description())
+            }
+            Error::Unavailable(_) => (
+                "Temporarily unavailable".to_owned(),
+                error.public_description(),
+            ),
+            Error::Internal(_) => (
+                "Something went wrong".to_owned(),
+                error.public_description(),
+            ),
+            _ => (
+                "The request was refused".to_owned(),
+                error.public_description(),
+            ),
         };
         let mut response = crate::ui::render_status(
             status,
-            &crate::ui::views::ErrorPage { title: &title, message: &message },
+            &crate::ui::views::ErrorPage {
+                title: &title,
+                message: &message,
+            },
         );
-        if let Error::RateLimited { retry_after_secs, .. } = error {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        if let Error::RateLimited {
+            retry_after_secs, ..
+        } = error
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         response
     }

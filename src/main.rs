@@ -55,12 +55,19 @@ async fn serve(config: Config) -> std::process::ExitCode {
     if demo {
         println!("\n  Tessera is running at {issuer}");
         println!("  Demo app:  {issuer}/demo");
-        println!("  Sign in as {} with password {}\n", tessera::demo::DEMO_EMAIL, tessera::demo::DEMO_PASSWORD);
+        println!(
+            "  Sign in as {} with password {}\n",
+            tessera::demo::DEMO_EMAIL,
+            tessera::demo::DEMO_PASSWORD
+        );
     }
     wait_for_signal().await;
     tracing::info!("shutting down: draining in-flight requests");
     // In-flight requests get a bounded time to finish.
-    if tokio::time::timeout(std::time::Duration::from_secs(20), running.shutdown()).await.is_err() {
+    if tokio::time::timeout(std::time::Duration::from_secs(20), running.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("drain time exceeded; exiting with requests still in flight");
     }
     std::process::ExitCode::SUCCESS

@@ -22,8 +22,16 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
 
 /// Static files are compiled into the binary, so the server runs from any directory.
 const STATIC_FILES: &[(&str, &str, &str)] = &[
-    ("style.css", "text/css; charset=utf-8", include_str!("../static/style.css")),
-    ("form_post.js", "text/javascript; charset=utf-8", include_str!("../static/form_post.js")),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("../static/style.css"),
+    ),
+    (
+        "form_post.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../static/form_post.js"),
+    ),
 ];
 
 pub async fn static_file(Path(file): Path<String>) -> Response {
@@ -32,7 +40,10 @@ pub async fn static_file(Path(file): Path<String>) -> Response {
             let mut response = (*body).into_response();
             let h = response.headers_mut();
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+            h.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            );
             response
         }
         None => crate::error::Error::page(StatusCode::NOT_FOUND, "Not found", "No such file.")
@@ -56,12 +67,30 @@ pub async fn housekeeping(app: &App) {
     let now = store::now();
     let day = 24 * 3600;
     let results = [
-        ("codes", store::codes::purge_expired(&app.store, now - day).await),
-        ("authorization requests", store::auth_requests::purge_expired(&app.store, now).await),
-        ("sessions", store::sessions::purge_ended(&app.store, now, day).await),
-        ("grants", store::grants::purge_ended(&app.store, now, day).await),
-        ("rate limits", store::rate_limits::purge_expired(&app.store, now).await),
-        ("retired keys", store::keys::purge_retired(&app.store, now).await),
+        (
+            "codes",
+            store::codes::purge_expired(&app.store, now - day).await,
+        ),
+        (
+            "authorization requests",
+            store::auth_requests::purge_expired(&app.store, now).await,
+        ),
+        (
+            "sessions",
+            store::sessions::purge_ended(&app.store, now, day).await,
+        ),
+        (
+            "grants",
+            store::grants::purge_ended(&app.store, now, day).await,
+        ),
+        (
+            "rate limits",
+            store::rate_limits::purge_expired(&app.store, now).await,
+        ),
+        (
+            "retired keys",
+            store::keys::purge_retired(&app.store, now).await,
+        ),
     ];
     for (what, result) in results {
         match result {

@@ -5,7 +5,9 @@
 mod common;
 
 use common::{Browser, PASSWORD, TestServer, claims_of};
-use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims};
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
+};
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
     PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
@@ -21,9 +23,10 @@ async fn run_flow(public: bool) {
         .redirect(openidconnect::reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(server.issuer()).unwrap(), &http)
-        .await
-        .expect("discovery");
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(server.issuer()).unwrap(), &http)
+            .await
+            .expect("discovery");
     let client = CoreClient::from_provider_metadata(
         metadata,
         ClientId::new(client_id.clone()),
@@ -32,16 +35,27 @@ async fn run_flow(public: bool) {
     .set_redirect_uri(RedirectUrl::new(redirect.into()).unwrap());
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, state, nonce) = client
-        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
         .add_scope(Scope::new("email".into()))
         .add_scope(Scope::new("profile".into()))
         .set_pkce_challenge(challenge)
         .url();
 
     let browser = Browser::new(&server.url);
-    let params = browser.authorize(url.as_str(), "Alice@Example.com ", PASSWORD).await.params();
+    let params = browser
+        .authorize(url.as_str(), "Alice@Example.com ", PASSWORD)
+        .await
+        .params();
     assert_eq!(params.get("state"), Some(state.secret()));
-    assert_eq!(params.get("iss"), Some(&server.issuer()), "RFC 9207 iss parameter");
+    assert_eq!(
+        params.get("iss"),
+        Some(&server.issuer()),
+        "RFC 9207 iss parameter"
+    );
     let code = params.get("code").expect("code").clone();
 
     let before = tessera::store::now();

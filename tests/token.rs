@@ -4,7 +4,9 @@
 mod common;
 
 use base64::Engine;
-use common::{Browser, PASSWORD, TestServer, authorize_url, claims_of, exchange, plain_client, token_request};
+use common::{
+    Browser, PASSWORD, TestServer, authorize_url, claims_of, exchange, plain_client, token_request,
+};
 
 const REDIRECT: &str = "https://rp.example.com/cb";
 
@@ -32,21 +34,53 @@ async fn code_reuse_is_refused_and_revokes_what_the_code_produced() {
     let (client_id, secret) = server.client(false, REDIRECT).await;
     server.user("a@example.com").await;
     let (code, verifier) = code_for(&server, &client_id, "a@example.com").await;
-    let (status, first) = exchange(&server, &client_id, secret.as_deref(), &code, REDIRECT, &verifier).await;
+    let (status, first) = exchange(
+        &server,
+        &client_id,
+        secret.as_deref(),
+        &code,
+        REDIRECT,
+        &verifier,
+    )
+    .await;
     assert_eq!(status, 200);
     let access = first["access_token"].as_str().unwrap();
     let refresh = first["refresh_token"].as_str().unwrap();
     assert_eq!(userinfo_status(&server, access).await, 200);
 
-    let (status, body) = exchange(&server, &client_id, secret.as_deref(), &code, REDIRECT, &verifier).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
-    assert_eq!(userinfo_status(&server, access).await, 401, "access token revoked");
-    let (status, body) = token_request(
+    let (status, body) = exchange(
         &server,
-        &[("grant_type", "refresh_token"), ("refresh_token", refresh), ("client_id", &client_id), ("client_secret", secret.as_deref().unwrap())],
+        &client_id,
+        secret.as_deref(),
+        &code,
+        REDIRECT,
+        &verifier,
     )
     .await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "refresh token revoked");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert_eq!(
+        userinfo_status(&server, access).await,
+        401,
+        "access token revoked"
+    );
+    let (status, body) = token_request(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh),
+            ("client_id", &client_id),
+            ("client_secret", secret.as_deref().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "refresh token revoked"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -63,20 +97,46 @@ async fn pkce_verifier_redirect_uri_and_client_must_match() {
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")));
 
     let (code, verifier) = code_for(&server, &client_id, "b@example.com").await;
-    let (s, b) = exchange(&server, &client_id, secret, &code, "https://rp.example.com/other", &verifier).await;
+    let (s, b) = exchange(
+        &server,
+        &client_id,
+        secret,
+        &code,
+        "https://rp.example.com/other",
+        &verifier,
+    )
+    .await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")));
 
     let (code, verifier) = code_for(&server, &client_id, "b@example.com").await;
-    let (s, b) = exchange(&server, &other_id, other_secret.as_deref(), &code, REDIRECT, &verifier).await;
+    let (s, b) = exchange(
+        &server,
+        &other_id,
+        other_secret.as_deref(),
+        &code,
+        REDIRECT,
+        &verifier,
+    )
+    .await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")));
 
     let (code, _) = code_for(&server, &client_id, "b@example.com").await;
     let (s, b) = token_request(
         &server,
-        &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("client_id", &client_id), ("client_secret", secret.unwrap())],
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &client_id),
+            ("client_secret", secret.unwrap()),
+        ],
     )
     .await;
-    assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")), "verifier missing");
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "verifier missing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -86,7 +146,15 @@ async fn expired_codes_are_refused() {
     server.user("c@example.com").await;
     let (code, verifier) = code_for(&server, &client_id, "c@example.com").await;
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    let (s, b) = exchange(&server, &client_id, secret.as_deref(), &code, REDIRECT, &verifier).await;
+    let (s, b) = exchange(
+        &server,
+        &client_id,
+        secret.as_deref(),
+        &code,
+        REDIRECT,
+        &verifier,
+    )
+    .await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")));
 }
 
@@ -97,7 +165,15 @@ async fn refresh_tokens_rotate_keep_auth_time_and_reuse_revokes_the_family() {
     server.user("d@example.com").await;
     let secret = secret.unwrap();
     let (code, verifier) = code_for(&server, &client_id, "d@example.com").await;
-    let (_, first) = exchange(&server, &client_id, Some(&secret), &code, REDIRECT, &verifier).await;
+    let (_, first) = exchange(
+        &server,
+        &client_id,
+        Some(&secret),
+        &code,
+        REDIRECT,
+        &verifier,
+    )
+    .await;
     let original = claims_of(first["id_token"].as_str().unwrap());
     let r1 = first["refresh_token"].as_str().unwrap().to_owned();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -108,7 +184,12 @@ async fn refresh_tokens_rotate_keep_auth_time_and_reuse_revokes_the_family() {
         async move {
             token_request(
                 server,
-                &[("grant_type", "refresh_token"), ("refresh_token", &token), ("client_id", &client_id), ("client_secret", &secret)],
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", &token),
+                    ("client_id", &client_id),
+                    ("client_secret", &secret),
+                ],
             )
             .await
         }
@@ -118,7 +199,10 @@ async fn refresh_tokens_rotate_keep_auth_time_and_reuse_revokes_the_family() {
     let r2 = second["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(r1, r2, "rotated");
     let renewed = claims_of(second["id_token"].as_str().unwrap());
-    assert_eq!(renewed["auth_time"], original["auth_time"], "refresh never advances auth_time");
+    assert_eq!(
+        renewed["auth_time"], original["auth_time"],
+        "refresh never advances auth_time"
+    );
     assert_eq!(renewed["sid"], original["sid"]);
     assert!(renewed["iat"].as_i64() > original["iat"].as_i64());
     assert!(renewed.get("nonce").is_none());
@@ -126,17 +210,36 @@ async fn refresh_tokens_rotate_keep_auth_time_and_reuse_revokes_the_family() {
     // Narrowing scope is allowed, widening is not.
     let (status, body) = token_request(
         &server,
-        &[("grant_type", "refresh_token"), ("refresh_token", &r2), ("scope", "openid phone"), ("client_id", &client_id), ("client_secret", &secret)],
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &r2),
+            ("scope", "openid phone"),
+            ("client_id", &client_id),
+            ("client_secret", &secret),
+        ],
     )
     .await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_scope")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_scope"))
+    );
 
     // Reusing the rotated r1 revokes the family: the live r2 dies too.
     let (status, body) = refresh(r1).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
     let (status, body) = refresh(r2).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
-    assert_eq!(userinfo_status(&server, second["access_token"].as_str().unwrap()).await, 401);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    assert_eq!(
+        userinfo_status(&server, second["access_token"].as_str().unwrap()).await,
+        401
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -151,7 +254,12 @@ async fn client_authentication_methods_and_failures() {
     let response = plain_client()
         .post(format!("{}/token", server.url))
         .basic_auth(&client_id, Some(&secret))
-        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)])
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ])
         .send()
         .await
         .unwrap();
@@ -167,7 +275,12 @@ async fn client_authentication_methods_and_failures() {
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
-    assert!(response.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+    assert!(
+        response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"], "invalid_client");
 
@@ -184,7 +297,10 @@ async fn client_authentication_methods_and_failures() {
     let response = plain_client()
         .post(format!("{}/token", server.url))
         .header("authorization", format!("Basic {basic}"))
-        .form(&[("grant_type", "client_credentials"), ("client_secret", &secret)])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_secret", &secret),
+        ])
         .send()
         .await
         .unwrap();
@@ -193,7 +309,15 @@ async fn client_authentication_methods_and_failures() {
     // Secret guessing is throttled per client.
     let mut last = 0;
     for _ in 0..25 {
-        let (status, _) = token_request(&server, &[("grant_type", "client_credentials"), ("client_id", &client_id), ("client_secret", "guess")]).await;
+        let (status, _) = token_request(
+            &server,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", &client_id),
+                ("client_secret", "guess"),
+            ],
+        )
+        .await;
         last = status;
     }
     assert_eq!(last, 429);
@@ -207,7 +331,12 @@ async fn client_credentials_and_grant_type_errors() {
     let secret = secret.unwrap();
     let (status, body) = token_request(
         &server,
-        &[("grant_type", "client_credentials"), ("scope", "openid api.read"), ("client_id", &client_id), ("client_secret", &secret)],
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "openid api.read"),
+            ("client_id", &client_id),
+            ("client_secret", &secret),
+        ],
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -216,19 +345,51 @@ async fn client_credentials_and_grant_type_errors() {
     assert_eq!(at["sub"], client_id.as_str());
     assert_eq!(at["client_id"], client_id.as_str());
 
-    let (status, body) = token_request(&server, &[("grant_type", "client_credentials"), ("client_id", &public_id)]).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("unauthorized_client")));
-    let (status, body) = token_request(&server, &[("grant_type", "password"), ("client_id", &client_id), ("client_secret", &secret)]).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("unsupported_grant_type")));
-    let (status, body) = token_request(&server, &[("client_id", &client_id), ("client_secret", &secret)]).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")));
+    let (status, body) = token_request(
+        &server,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &public_id),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unauthorized_client"))
+    );
+    let (status, body) = token_request(
+        &server,
+        &[
+            ("grant_type", "password"),
+            ("client_id", &client_id),
+            ("client_secret", &secret),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unsupported_grant_type"))
+    );
+    let (status, body) = token_request(
+        &server,
+        &[("client_id", &client_id), ("client_secret", &secret)],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
     let response = plain_client()
         .post(format!("{}/token", server.url))
         .json(&serde_json::json!({ "grant_type": "client_credentials" }))
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 400, "JSON is not accepted where a form is expected");
+    assert_eq!(
+        response.status(),
+        400,
+        "JSON is not accepted where a form is expected"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -237,13 +398,26 @@ async fn userinfo_bearer_rules() {
     let (client_id, secret) = server.client(false, REDIRECT).await;
     server.user("f@example.com").await;
     let (code, verifier) = code_for(&server, &client_id, "f@example.com").await;
-    let (_, tokens) = exchange(&server, &client_id, secret.as_deref(), &code, REDIRECT, &verifier).await;
+    let (_, tokens) = exchange(
+        &server,
+        &client_id,
+        secret.as_deref(),
+        &code,
+        REDIRECT,
+        &verifier,
+    )
+    .await;
     let access = tokens["access_token"].as_str().unwrap();
     let id_token = tokens["id_token"].as_str().unwrap();
     let http = plain_client();
     let url = format!("{}/userinfo", server.url);
 
-    let r = http.post(&url).form(&[("access_token", access)]).send().await.unwrap();
+    let r = http
+        .post(&url)
+        .form(&[("access_token", access)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "token in the form body");
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["email"], "f@example.com");
@@ -255,11 +429,22 @@ async fn userinfo_bearer_rules() {
 
     let r = http.get(&url).bearer_auth(id_token).send().await.unwrap();
     assert_eq!(r.status(), 401, "an ID token is not an access token");
-    assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
 
     let tampered = format!("{}x", access);
     assert_eq!(userinfo_status(&server, &tampered).await, 401);
-    let r = http.post(&url).bearer_auth(access).form(&[("access_token", access)]).send().await.unwrap();
+    let r = http
+        .post(&url)
+        .bearer_auth(access)
+        .form(&[("access_token", access)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400, "two token locations");
 }
 
@@ -268,31 +453,81 @@ async fn key_rotation_publishes_before_use_and_keeps_old_keys() {
     let server = TestServer::start().await;
     let jwks = |server: &TestServer| {
         let url = format!("{}/jwks", server.url);
-        async move { plain_client().get(url).send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+        async move {
+            plain_client()
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
     };
     let before = jwks(&server).await;
-    let kids_before: Vec<String> = before["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect();
+    let kids_before: Vec<String> = before["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(kids_before.len(), 2, "active and next are both published");
     for key in before["keys"].as_array().unwrap() {
-        assert!(key.get("d").is_none() && key.get("p").is_none(), "public parts only");
+        assert!(
+            key.get("d").is_none() && key.get("p").is_none(),
+            "public parts only"
+        );
         assert_eq!(key["use"], "sig");
         assert_eq!(key["alg"], "RS256");
     }
     let new_active = server.app().keys.rotate().await.unwrap();
-    assert!(kids_before.contains(&new_active), "the new active key was already published");
+    assert!(
+        kids_before.contains(&new_active),
+        "the new active key was already published"
+    );
     let after = jwks(&server).await;
-    let kids_after: Vec<String> = after["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect();
+    let kids_after: Vec<String> = after["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(kids_after.len(), 3, "retired, active, next");
     assert!(kids_before.iter().all(|k| kids_after.contains(k)));
 
     let (client_id, secret) = server.client(false, REDIRECT).await;
-    let (_, body) = token_request(&server, &[("grant_type", "client_credentials"), ("client_id", &client_id), ("client_secret", secret.as_deref().unwrap())]).await;
-    assert_eq!(common::header_of(body["access_token"].as_str().unwrap())["kid"], new_active.as_str());
+    let (_, body) = token_request(
+        &server,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &client_id),
+            ("client_secret", secret.as_deref().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        common::header_of(body["access_token"].as_str().unwrap())["kid"],
+        new_active.as_str()
+    );
 
     // ETag revalidation.
-    let r = plain_client().get(format!("{}/jwks", server.url)).send().await.unwrap();
+    let r = plain_client()
+        .get(format!("{}/jwks", server.url))
+        .send()
+        .await
+        .unwrap();
     let etag = r.headers()["etag"].to_str().unwrap().to_owned();
-    assert!(r.headers()["cache-control"].to_str().unwrap().contains("max-age"));
-    let r = plain_client().get(format!("{}/jwks", server.url)).header("if-none-match", &etag).send().await.unwrap();
+    assert!(
+        r.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age")
+    );
+    let r = plain_client()
+        .get(format!("{}/jwks", server.url))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 304);
 }

@@ -11,7 +11,11 @@ use crate::config::Config;
 use crate::store::{self, Store, orgs};
 
 #[derive(Parser)]
-#[command(name = "tessera", version, about = "Tessera, an OpenID Connect identity provider")]
+#[command(
+    name = "tessera",
+    version,
+    about = "Tessera, an OpenID Connect identity provider"
+)]
 pub struct Cli {
     /// TOML configuration file (also TESSERA_CONFIG); TESSERA_* variables override it.
     #[arg(long, global = true)]
@@ -42,7 +46,9 @@ pub enum ClientCommand {
     /// Register a client; prints {"client_id", "client_secret"} (the secret only once).
     Create(ClientCreate),
     List,
-    Delete { client_id: String },
+    Delete {
+        client_id: String,
+    },
 }
 
 #[derive(Args)]
@@ -69,7 +75,9 @@ pub enum UserCommand {
         #[arg(long, default_value = orgs::DEFAULT_ORG_SLUG)]
         org: String,
     },
-    Delete { id: String },
+    Delete {
+        id: String,
+    },
 }
 
 #[derive(Args)]
@@ -95,7 +103,9 @@ pub enum KeysCommand {
 pub async fn run_admin(config: &Config, command: Command) -> Result<serde_json::Value, String> {
     let store = Store::connect(&config.database_url(), 2).await?;
     store.migrate().await?;
-    orgs::ensure_default(&store).await.map_err(|e| e.to_string())?;
+    orgs::ensure_default(&store)
+        .await
+        .map_err(|e| e.to_string())?;
     match command {
         Command::Serve => unreachable!("serve is handled by main"),
         Command::Migrate => Ok(json!({ "migrated": true, "backend": store.backend_name() })),
@@ -136,21 +146,26 @@ async fn client(store: &Store, command: ClientCommand) -> Result<serde_json::Val
             })
         }
         ClientCommand::List => {
-            let list = store::clients::list(store).await.map_err(|e| e.to_string())?;
-            Ok(json!(list
-                .iter()
-                .map(|c| json!({
-                    "client_id": c.id,
-                    "name": c.name,
-                    "public": c.is_public(),
-                    "redirect_uris": c.redirect_uris,
-                    "post_logout_redirect_uris": c.post_logout_redirect_uris,
-                    "created_at": c.created_at,
-                }))
-                .collect::<Vec<_>>()))
+            let list = store::clients::list(store)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(json!(
+                list.iter()
+                    .map(|c| json!({
+                        "client_id": c.id,
+                        "name": c.name,
+                        "public": c.is_public(),
+                        "redirect_uris": c.redirect_uris,
+                        "post_logout_redirect_uris": c.post_logout_redirect_uris,
+                        "created_at": c.created_at,
+                    }))
+                    .collect::<Vec<_>>()
+            ))
         }
         ClientCommand::Delete { client_id } => {
-            let deleted = store::clients::delete(store, &client_id).await.map_err(|e| e.to_string())?;
+            let deleted = store::clients::delete(store, &client_id)
+                .await
+                .map_err(|e| e.to_string())?;
             if !deleted {
                 return Err(format!("no client {client_id}"));
             }
@@ -164,7 +179,9 @@ async fn user(store: &Store, command: UserCommand) -> Result<serde_json::Value, 
         UserCommand::Create(c) => {
             let password = if c.password_stdin {
                 let mut text = String::new();
-                std::io::stdin().read_to_string(&mut text).map_err(|e| e.to_string())?;
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .map_err(|e| e.to_string())?;
                 Some(text.lines().next().unwrap_or_default().to_owned())
             } else {
                 None
@@ -185,21 +202,27 @@ async fn user(store: &Store, command: UserCommand) -> Result<serde_json::Value, 
         }
         UserCommand::List { org } => {
             let org_id = org_id(store, &org).await?;
-            let list = store::users::list(store, &org_id).await.map_err(|e| e.to_string())?;
-            Ok(json!(list
-                .iter()
-                .map(|u| json!({
-                    "id": u.id,
-                    "email": u.email,
-                    "name": u.name,
-                    "has_password": u.password_hash.is_some(),
-                    "disabled": u.disabled,
-                    "created_at": u.created_at,
-                }))
-                .collect::<Vec<_>>()))
+            let list = store::users::list(store, &org_id)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(json!(
+                list.iter()
+                    .map(|u| json!({
+                        "id": u.id,
+                        "email": u.email,
+                        "name": u.name,
+                        "has_password": u.password_hash.is_some(),
+                        "disabled": u.disabled,
+                        "created_at": u.created_at,
+                    }))
+                    .collect::<Vec<_>>()
+            ))
         }
         UserCommand::Delete { id } => {
-            if !store::users::delete(store, &id).await.map_err(|e| e.to_string())? {
+            if !store::users::delete(store, &id)
+                .await
+                .map_err(|e| e.to_string())?
+            {
                 return Err(format!("no user {id}"));
             }
             Ok(json!({ "deleted": id }))
@@ -207,28 +230,36 @@ async fn user(store: &Store, command: UserCommand) -> Result<serde_json::Value, 
     }
 }
 
-async fn keys(config: &Config, store: &Store, command: KeysCommand) -> Result<serde_json::Value, String> {
+async fn keys(
+    config: &Config,
+    store: &Store,
+    command: KeysCommand,
+) -> Result<serde_json::Value, String> {
     match command {
         KeysCommand::Rotate => {
-            let ttl = config.tokens.id_token_ttl_secs.max(config.tokens.access_token_ttl_secs);
+            let ttl = config
+                .tokens
+                .id_token_ttl_secs
+                .max(config.tokens.access_token_ttl_secs);
             let kid = crate::tokens::keys::rotate(store, config.master_key(), ttl).await?;
             Ok(json!({ "active_kid": kid }))
         }
         KeysCommand::List => {
             let rows = store::keys::list(store).await.map_err(|e| e.to_string())?;
-            Ok(json!(rows
-                .iter()
-                .map(|k| json!({
-                    "kid": k.kid,
-                    "alg": k.alg,
-                    "state": k.state,
-                    "encrypted": k.encrypted,
-                    "created_at": k.created_at,
-                    "activated_at": k.activated_at,
-                    "retired_at": k.retired_at,
-                    "published_until": k.publish_until,
-                }))
-                .collect::<Vec<_>>()))
+            Ok(json!(
+                rows.iter()
+                    .map(|k| json!({
+                        "kid": k.kid,
+                        "alg": k.alg,
+                        "state": k.state,
+                        "encrypted": k.encrypted,
+                        "created_at": k.created_at,
+                        "activated_at": k.activated_at,
+                        "retired_at": k.retired_at,
+                        "published_until": k.publish_until,
+                    }))
+                    .collect::<Vec<_>>()
+            ))
         }
     }
 }

@@ -3,11 +3,11 @@
 
 pub mod cli;
 
+use crate::oidc::authorize::redirect_uri::validate_for_registration;
 use crate::security::{digest, random_id, random_secret};
 use crate::store::clients::{self, ClientRow};
 use crate::store::users::{self, User};
 use crate::store::{self, Store, encode_list};
-use crate::oidc::authorize::redirect_uri::validate_for_registration;
 
 pub struct NewClient<'a> {
     pub org_id: &'a str,
@@ -23,18 +23,29 @@ pub struct NewClient<'a> {
 
 /// Registers a client; returns its id and, for a confidential client, the secret, which is
 /// stored only as a digest and cannot be shown again.
-pub async fn create_client(store: &Store, new: NewClient<'_>) -> Result<(String, Option<String>), String> {
+pub async fn create_client(
+    store: &Store,
+    new: NewClient<'_>,
+) -> Result<(String, Option<String>), String> {
     if new.name.trim().is_empty() {
         return Err("the client needs a name".into());
     }
     if new.redirect_uris.is_empty() {
         return Err("register at least one redirect URI".into());
     }
-    for uri in new.redirect_uris.iter().chain(new.post_logout_redirect_uris) {
+    for uri in new
+        .redirect_uris
+        .iter()
+        .chain(new.post_logout_redirect_uris)
+    {
         validate_for_registration(uri)?;
     }
     let id = new.id.map(str::to_owned).unwrap_or_else(random_id);
-    let secret = if new.public { None } else { Some(new.secret.unwrap_or_else(random_secret)) };
+    let secret = if new.public {
+        None
+    } else {
+        Some(new.secret.unwrap_or_else(random_secret))
+    };
     let row = ClientRow {
         id: id.clone(),
         org_id: new.org_id.to_owned(),
@@ -45,7 +56,11 @@ pub async fn create_client(store: &Store, new: NewClient<'_>) -> Result<(String,
         created_at: store::now(),
     };
     clients::insert(store, &row).await.map_err(|e| {
-        if e.is_unique_violation() { format!("a client with id {id} already exists") } else { e.to_string() }
+        if e.is_unique_violation() {
+            format!("a client with id {id} already exists")
+        } else {
+            e.to_string()
+        }
     })?;
     Ok((id, secret))
 }

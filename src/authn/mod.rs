@@ -21,7 +21,10 @@ pub struct Authentication {
 impl Authentication {
     /// RFC 8176 §2: `pwd` is password-based authentication.
     pub fn password() -> Authentication {
-        Authentication { amr: vec!["pwd".into()], acr: ACR_SINGLE_FACTOR }
+        Authentication {
+            amr: vec!["pwd".into()],
+            acr: ACR_SINGLE_FACTOR,
+        }
     }
 }
 

@@ -44,7 +44,9 @@ fn hash_blocking(password: &str) -> Result<String, String> {
 
 fn verify_blocking(hash: &str, password: &str) -> bool {
     match PasswordHash::new(hash) {
-        Ok(parsed) => argon2().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => argon2()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     }
 }
@@ -63,7 +65,9 @@ pub enum Failure {
     /// Wrong email or password (deliberately indistinguishable).
     Invalid,
     /// Too many failures for this account or address.
-    RateLimited { retry_after_secs: i64 },
+    RateLimited {
+        retry_after_secs: i64,
+    },
     /// The account exists, the password was right, and an admin disabled it.
     Disabled,
     Store(StoreError),
@@ -91,7 +95,11 @@ pub async fn authenticate(
     let account_key = format!("{org_id}:{}", users::normalize_email(email));
     let ip_key = client_ip.map(|ip| ip.to_string()).unwrap_or_default();
     for (kind, key, policy) in [
-        (KIND_ACCOUNT, account_key.as_str(), &limits.login_per_account),
+        (
+            KIND_ACCOUNT,
+            account_key.as_str(),
+            &limits.login_per_account,
+        ),
         (KIND_IP, ip_key.as_str(), &limits.login_per_ip),
     ] {
         if let Decision::Limited { retry_after_secs } =
@@ -125,8 +133,13 @@ pub async fn authenticate(
             Ok(user)
         }
         _ => {
-            rate_limit::record_failure(store, KIND_ACCOUNT, &account_key, &limits.login_per_account)
-                .await?;
+            rate_limit::record_failure(
+                store,
+                KIND_ACCOUNT,
+                &account_key,
+                &limits.login_per_account,
+            )
+            .await?;
             rate_limit::record_failure(store, KIND_IP, &ip_key, &limits.login_per_ip).await?;
             Err(Failure::Invalid)
         }

@@ -33,7 +33,10 @@ const SESSION_COOKIE: &str = "tessera_demo_session";
 
 /// The demo client's secret, derived from the instance key so every replica and restart agrees.
 fn demo_secret(app: &App) -> String {
-    b64url(&hmac_sha256(&app.instance_key, b"tessera demo client secret"))
+    b64url(&hmac_sha256(
+        &app.instance_key,
+        b"tessera demo client secret",
+    ))
 }
 
 fn cookie_key(app: &App) -> [u8; 32] {
@@ -44,7 +47,11 @@ fn cookie_key(app: &App) -> [u8; 32] {
 /// step with the configured issuer.
 pub async fn seed(app: &App) -> Result<(), String> {
     let org = &app.default_org;
-    if users::find_by_email(&app.store, &org.id, DEMO_EMAIL).await.map_err(|e| e.to_string())?.is_none() {
+    if users::find_by_email(&app.store, &org.id, DEMO_EMAIL)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_none()
+    {
         let created = crate::admin::create_user(
             &app.store,
             crate::admin::NewUser {
@@ -66,7 +73,10 @@ pub async fn seed(app: &App) -> Result<(), String> {
     let redirect = vec![app.config.endpoint("/demo/callback")];
     let post_logout = vec![app.config.endpoint("/demo")];
     let secret = demo_secret(app);
-    match clients::find(&app.store, DEMO_CLIENT_ID).await.map_err(|e| e.to_string())? {
+    match clients::find(&app.store, DEMO_CLIENT_ID)
+        .await
+        .map_err(|e| e.to_string())?
+    {
         Some(_) => clients::update_registration(
             &app.store,
             DEMO_CLIENT_ID,
@@ -90,7 +100,13 @@ pub async fn seed(app: &App) -> Result<(), String> {
         )
         .await
         .map(|_| ())
-        .or_else(|e| if e.contains("already exists") { Ok(()) } else { Err(e) }),
+        .or_else(|e| {
+            if e.contains("already exists") {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }),
     }
 }
 
@@ -125,7 +141,8 @@ async fn relying_party(app: &App) -> Result<Arc<Rp>, Error> {
             .redirect(openidconnect::reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| unavailable(e.to_string()))?;
-        let issuer = IssuerUrl::new(app.config.issuer.clone()).map_err(|e| unavailable(e.to_string()))?;
+        let issuer =
+            IssuerUrl::new(app.config.issuer.clone()).map_err(|e| unavailable(e.to_string()))?;
         let metadata = CoreProviderMetadata::discover_async(issuer, &http)
             .await
             .map_err(|e| unavailable(e.to_string()))?;
@@ -172,7 +189,11 @@ fn unseal<T: for<'de> Deserialize<'de>>(app: &App, text: &str) -> Option<T> {
 }
 
 fn cookie(app: &App, name: &str, value: &str, max_age: i64) -> HeaderValue {
-    let secure = if app.config.is_https() { "; Secure" } else { "" };
+    let secure = if app.config.is_https() {
+        "; Secure"
+    } else {
+        ""
+    };
     HeaderValue::from_str(&format!(
         "{name}={value}; Path=/demo; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
     ))
@@ -193,7 +214,10 @@ fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 async fn home(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let session: Option<DemoSession> =
         read_cookie(&headers, SESSION_COOKIE).and_then(|c| unseal(&app, &c));
-    crate::ui::render(&views::DemoPage::new(session.as_ref(), &app.config.reauthentication_claim))
+    crate::ui::render(&views::DemoPage::new(
+        session.as_ref(),
+        &app.config.reauthentication_claim,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -209,7 +233,11 @@ async fn login(
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut request = rp
         .client
-        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
         .add_scope(Scope::new("profile".into()))
         .add_scope(Scope::new("email".into()))
         .add_scope(Scope::new("offline_access".into()))
@@ -224,7 +252,10 @@ async fn login(
         verifier: verifier.secret().clone(),
     };
     let mut response = crate::oidc::authorize::response::redirect(url.as_str());
-    response.headers_mut().append(header::SET_COOKIE, cookie(&app, FLOW_COOKIE, &seal(&app, &flow), 600));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        cookie(&app, FLOW_COOKIE, &seal(&app, &flow), 600),
+    );
     Ok(response)
 }
 
@@ -243,15 +274,26 @@ async fn callback(
 ) -> Result<Response, PageError> {
     let refused = |m: String| PageError(Error::bad_request_page("Demo sign-in failed", m));
     if let Some(error) = q.error {
-        return Err(refused(format!("Tessera answered {error}: {}", q.error_description.unwrap_or_default())));
+        return Err(refused(format!(
+            "Tessera answered {error}: {}",
+            q.error_description.unwrap_or_default()
+        )));
     }
     let flow: Flow = read_cookie(&headers, FLOW_COOKIE)
         .and_then(|c| unseal(&app, &c))
         .ok_or_else(|| refused("The sign-in attempt expired; start again.".into()))?;
-    if !q.state.as_deref().is_some_and(|s| constant_time_eq(s.as_bytes(), flow.state.as_bytes())) {
-        return Err(refused("The state parameter does not match this browser's sign-in.".into()));
+    if !q
+        .state
+        .as_deref()
+        .is_some_and(|s| constant_time_eq(s.as_bytes(), flow.state.as_bytes()))
+    {
+        return Err(refused(
+            "The state parameter does not match this browser's sign-in.".into(),
+        ));
     }
-    let code = q.code.ok_or_else(|| refused("No authorization code was returned.".into()))?;
+    let code = q
+        .code
+        .ok_or_else(|| refused("No authorization code was returned.".into()))?;
     let rp = relying_party(&app).await?;
     let token = rp
         .client
@@ -261,7 +303,9 @@ async fn callback(
         .request_async(&rp.http)
         .await
         .map_err(|e| refused(format!("token exchange failed: {e}")))?;
-    let id_token = token.id_token().ok_or_else(|| refused("No ID token was returned.".into()))?;
+    let id_token = token
+        .id_token()
+        .ok_or_else(|| refused("No ID token was returned.".into()))?;
     id_token
         .claims(&rp.client.id_token_verifier(), &Nonce::new(flow.nonce))
         .map_err(|e| refused(format!("the ID token did not verify: {e}")))?;
@@ -273,16 +317,24 @@ async fn callback(
         .and_then(b64url_decode)
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(|| refused("The ID token payload is not JSON.".into()))?;
-    let session = DemoSession { claims, id_token: raw };
+    let session = DemoSession {
+        claims,
+        id_token: raw,
+    };
     let mut response = crate::oidc::authorize::response::redirect("/demo");
     let h = response.headers_mut();
-    h.append(header::SET_COOKIE, cookie(&app, SESSION_COOKIE, &seal(&app, &session), 3600));
+    h.append(
+        header::SET_COOKIE,
+        cookie(&app, SESSION_COOKIE, &seal(&app, &session), 3600),
+    );
     h.append(header::SET_COOKIE, cookie(&app, FLOW_COOKIE, "", 0));
     Ok(response)
 }
 
 async fn logout(State(app): State<AppState>) -> Response {
     let mut response = crate::oidc::authorize::response::redirect("/demo");
-    response.headers_mut().append(header::SET_COOKIE, cookie(&app, SESSION_COOKIE, "", 0));
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, cookie(&app, SESSION_COOKIE, "", 0));
     response.into_response()
 }

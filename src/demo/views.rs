@@ -35,7 +35,11 @@ impl DemoPage {
             serde_json::Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        let auth_time = s.claims.get("auth_time").and_then(|v| v.as_i64()).unwrap_or(0);
+        let auth_time = s
+            .claims
+            .get("auth_time")
+            .and_then(|v| v.as_i64())
+            .unwrap_or(0);
         let age = crate::store::now() - auth_time;
         DemoPage {
             signed_in: true,
@@ -43,7 +47,11 @@ impl DemoPage {
             auth_time: auth_time.to_string(),
             auth_age: format!("{} min {} s ago", age / 60, age % 60),
             reauth_claim: reauth_claim.into(),
-            can_reauthenticate: s.claims.get(reauth_claim).map(text).unwrap_or_else(|| "absent".into()),
+            can_reauthenticate: s
+                .claims
+                .get(reauth_claim)
+                .map(text)
+                .unwrap_or_else(|| "absent".into()),
             amr: s.claims.get("amr").map(text).unwrap_or_default(),
             raw_claims: serde_json::to_string_pretty(&s.claims).unwrap_or_default(),
         }

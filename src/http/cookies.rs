@@ -14,7 +14,11 @@ pub struct CookiePolicy {
 
 impl CookiePolicy {
     pub fn name(&self, base: &str) -> String {
-        if self.secure { format!("__Host-{base}") } else { base.to_owned() }
+        if self.secure {
+            format!("__Host-{base}")
+        } else {
+            base.to_owned()
+        }
     }
 
     pub fn read(&self, headers: &HeaderMap, base: &str) -> Option<String> {
@@ -60,13 +64,21 @@ mod tests {
         assert!(s.starts_with("__Host-tessera_session=abc; Path=/; HttpOnly; SameSite=Lax"));
         assert!(s.ends_with("; Secure"));
         let p = CookiePolicy { secure: false };
-        assert!(!p.set(SESSION, "abc", 60).to_str().unwrap().contains("Secure"));
+        assert!(
+            !p.set(SESSION, "abc", 60)
+                .to_str()
+                .unwrap()
+                .contains("Secure")
+        );
     }
 
     #[test]
     fn reads_the_named_cookie_only() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("a=1; tessera_session=xyz; b=2"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; tessera_session=xyz; b=2"),
+        );
         assert_eq!(read(&h, "tessera_session").as_deref(), Some("xyz"));
         assert_eq!(read(&h, "missing"), None);
     }

@@ -41,7 +41,10 @@ impl Params {
 
     /// The first parameter (from `names`) that was sent more than once.
     pub fn duplicated_among<'a>(&self, names: &[&'a str]) -> Option<&'a str> {
-        names.iter().copied().find(|n| self.duplicated.iter().any(|d| d == n))
+        names
+            .iter()
+            .copied()
+            .find(|n| self.duplicated.iter().any(|d| d == n))
     }
 
     pub fn is_duplicated(&self, name: &str) -> bool {
@@ -78,4 +81,3 @@ mod tests {
         assert_eq!(p.duplicated_among(&["c", "a"]), Some("a"));
     }
 }
-

@@ -21,7 +21,10 @@ impl Prepared {
             "\"{}\"",
             &crate::security::hex(&crate::security::sha256(&body))[..32]
         );
-        Prepared { body: bytes::Bytes::from(body), etag }
+        Prepared {
+            body: bytes::Bytes::from(body),
+            etag,
+        }
     }
 }
 

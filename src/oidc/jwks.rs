@@ -9,5 +9,10 @@ use crate::app::AppState;
 
 pub async fn handler(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let keys = app.keys.current();
-    crate::oidc::prepared_json(&headers, keys.jwks_json.clone(), &keys.jwks_etag, "public, max-age=300")
+    crate::oidc::prepared_json(
+        &headers,
+        keys.jwks_json.clone(),
+        &keys.jwks_etag,
+        "public, max-age=300",
+    )
 }

@@ -16,7 +16,10 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/.well-known/openid-configuration", get(discovery::handler))
         .route("/jwks", get(jwks::handler))
-        .route("/authorize", get(authorize::get_handler).post(authorize::post_handler))
+        .route(
+            "/authorize",
+            get(authorize::get_handler).post(authorize::post_handler),
+        )
         .route("/authorize/resume", get(authorize::resume_handler))
         .route("/token", post(token::handler))
         .route("/userinfo", get(userinfo::handler).post(userinfo::handler))
@@ -41,12 +44,21 @@ pub(crate) fn prepared_json(
         body.into_response()
     };
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
     if let Ok(v) = HeaderValue::from_str(etag) {
         h.insert(header::ETAG, v);
     }
     // Browsers-based relying parties fetch these cross-origin.
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     response
 }

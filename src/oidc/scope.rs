@@ -2,7 +2,14 @@
 
 use std::fmt;
 
-pub const SUPPORTED: &[&str] = &["openid", "profile", "email", "phone", "address", "offline_access"];
+pub const SUPPORTED: &[&str] = &[
+    "openid",
+    "profile",
+    "email",
+    "phone",
+    "address",
+    "offline_access",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Scope(Vec<String>);
@@ -24,7 +31,13 @@ impl Scope {
 
     /// Unknown scope values are ignored, as OIDC Core §3.1.2.1 allows, rather than refused.
     pub fn supported_only(&self) -> Scope {
-        Scope(self.0.iter().filter(|v| SUPPORTED.contains(&v.as_str())).cloned().collect())
+        Scope(
+            self.0
+                .iter()
+                .filter(|v| SUPPORTED.contains(&v.as_str()))
+                .cloned()
+                .collect(),
+        )
     }
 
     pub fn is_subset_of(&self, other: &Scope) -> bool {
@@ -60,6 +73,9 @@ mod tests {
         assert_eq!(s.to_string(), "openid email profile");
         assert!(Scope::parse("email openid").is_subset_of(&s));
         assert!(!Scope::parse("phone").is_subset_of(&s));
-        assert_eq!(Scope::parse("openid foo").supported_only().to_string(), "openid");
+        assert_eq!(
+            Scope::parse("openid foo").supported_only().to_string(),
+            "openid"
+        );
     }
 }

@@ -36,10 +36,16 @@ fn invalid_token(description: &str) -> Error {
 }
 
 fn bearer_from_header(headers: &HeaderMap) -> Result<Option<String>, Error> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
-    let text = value.to_str().map_err(|_| invalid_token("malformed Authorization header"))?;
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| invalid_token("malformed Authorization header"))?;
     match text.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             Ok(Some(token.trim().to_owned()))
         }
         _ => Err(Error::Bearer {
@@ -50,7 +56,12 @@ fn bearer_from_header(headers: &HeaderMap) -> Result<Option<String>, Error> {
     }
 }
 
-async fn handle(app: &App, method: &Method, headers: &HeaderMap, body: &[u8]) -> Result<Response, Error> {
+async fn handle(
+    app: &App,
+    method: &Method,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, Error> {
     let from_header = bearer_from_header(headers)?;
     let from_body = if method == Method::POST && crate::oidc::token::is_form(headers) {
         let params = Params::parse(body);
@@ -84,13 +95,22 @@ async fn handle(app: &App, method: &Method, headers: &HeaderMap, body: &[u8]) ->
     };
     let now = store::now();
     let keys = app.keys.current();
-    let claims = access_token::validate(&keys, &token, &app.config.issuer, now, app.config.tokens.leeway_secs)
-        .map_err(|e| invalid_token(&e.to_string()))?;
+    let claims = access_token::validate(
+        &keys,
+        &token,
+        &app.config.issuer,
+        now,
+        app.config.tokens.leeway_secs,
+    )
+    .map_err(|e| invalid_token(&e.to_string()))?;
     let grant = grants::find(&app.store, &claims.gid)
         .await?
         .filter(|g| g.revoked_at.is_none())
         .ok_or_else(|| invalid_token("the access token has been revoked"))?;
-    let user_id = grant.user_id.as_deref().ok_or_else(|| invalid_token("the access token has no user"))?;
+    let user_id = grant
+        .user_id
+        .as_deref()
+        .ok_or_else(|| invalid_token("the access token has no user"))?;
     let user = users::find(&app.store, user_id)
         .await?
         .filter(|u| !u.disabled && u.id == claims.sub)
@@ -107,11 +127,15 @@ async fn handle(app: &App, method: &Method, headers: &HeaderMap, body: &[u8]) ->
     for (k, v) in id_token::user_claims(&user, &scope) {
         body[k] = v;
     }
-    body[app.config.reauthentication_claim.as_str()] = json!(crate::authn::can_reauthenticate(&user));
+    body[app.config.reauthentication_claim.as_str()] =
+        json!(crate::authn::can_reauthenticate(&user));
     let mut response = Json(body).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
         .headers_mut()
-        .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     Ok(response)
 }

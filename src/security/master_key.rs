@@ -26,7 +26,9 @@ impl MasterKey {
             return Err(format!("master key must be 32 bytes, got {}", bytes.len()));
         }
         let unbound = UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| "bad master key")?;
-        Ok(MasterKey { key: std::sync::Arc::new(LessSafeKey::new(unbound)) })
+        Ok(MasterKey {
+            key: std::sync::Arc::new(LessSafeKey::new(unbound)),
+        })
     }
 
     /// `nonce || ciphertext || tag`; `label` is bound as associated data so that a value
@@ -67,8 +69,9 @@ mod tests {
 
     #[test]
     fn seal_open_roundtrip_and_label_binding() {
-        let key = MasterKey::from_base64(&base64::engine::general_purpose::STANDARD.encode([7u8; 32]))
-            .unwrap();
+        let key =
+            MasterKey::from_base64(&base64::engine::general_purpose::STANDARD.encode([7u8; 32]))
+                .unwrap();
         let sealed = key.seal("signing-key:abc", b"secret");
         assert_eq!(key.open("signing-key:abc", &sealed).unwrap(), b"secret");
         assert!(key.open("signing-key:other", &sealed).is_err());

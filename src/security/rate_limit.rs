@@ -22,7 +22,10 @@ fn bucket(kind: &str, key: &str, policy: &Policy, now: i64) -> (String, i64) {
     let window = now.div_euclid(policy.window_secs.max(1));
     let window_end = (window + 1) * policy.window_secs.max(1);
     // The key may hold an email or an IP: digest it so the table holds no personal data.
-    (format!("{kind}:{}:{window}", crate::security::digest(key)), window_end)
+    (
+        format!("{kind}:{}:{window}", crate::security::digest(key)),
+        window_end,
+    )
 }
 
 pub async fn check(store: &Store, kind: &str, key: &str, policy: &Policy) -> StoreResult<Decision> {
@@ -30,13 +33,20 @@ pub async fn check(store: &Store, kind: &str, key: &str, policy: &Policy) -> Sto
     let (bucket, window_end) = bucket(kind, key, policy, now);
     let failures = store::rate_limits::count(store, &bucket).await?;
     Ok(if failures >= policy.max_failures {
-        Decision::Limited { retry_after_secs: (window_end - now).max(1) }
+        Decision::Limited {
+            retry_after_secs: (window_end - now).max(1),
+        }
     } else {
         Decision::Allowed
     })
 }
 
-pub async fn record_failure(store: &Store, kind: &str, key: &str, policy: &Policy) -> StoreResult<()> {
+pub async fn record_failure(
+    store: &Store,
+    kind: &str,
+    key: &str,
+    policy: &Policy,
+) -> StoreResult<()> {
     let now = store::now();
     let (bucket, window_end) = bucket(kind, key, policy, now);
     store::rate_limits::hit(store, &bucket, window_end).await?;

@@ -111,7 +111,11 @@ pub async fn establish(
             row
         }
     };
-    let cookie = app.cookies.set(cookies::SESSION, &secret, app.config.sessions.absolute_ttl_secs);
+    let cookie = app.cookies.set(
+        cookies::SESSION,
+        &secret,
+        app.config.sessions.absolute_ttl_secs,
+    );
     Ok((session, cookie))
 }
 

@@ -31,7 +31,11 @@ pub async fn insert(store: &Store, row: &PendingRequestRow) -> StoreResult<()> {
     })
 }
 
-pub async fn find_live(store: &Store, id: &str, now: i64) -> StoreResult<Option<PendingRequestRow>> {
+pub async fn find_live(
+    store: &Store,
+    id: &str,
+    now: i64,
+) -> StoreResult<Option<PendingRequestRow>> {
     with_conn!(store, |conn| {
         Ok(authorization_requests::table
             .find(id)

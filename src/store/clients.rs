@@ -54,7 +54,10 @@ impl TryFrom<ClientRow> for Client {
 
 pub async fn insert(store: &Store, row: &ClientRow) -> StoreResult<()> {
     with_conn!(store, |conn| {
-        diesel::insert_into(clients::table).values(row).execute(conn).await?;
+        diesel::insert_into(clients::table)
+            .values(row)
+            .execute(conn)
+            .await?;
         Ok(())
     })
 }
@@ -84,7 +87,9 @@ pub async fn list(store: &Store) -> StoreResult<Vec<Client>> {
 
 pub async fn delete(store: &Store, id: &str) -> StoreResult<bool> {
     with_conn!(store, |conn| {
-        let n = diesel::delete(clients::table.find(id)).execute(conn).await?;
+        let n = diesel::delete(clients::table.find(id))
+            .execute(conn)
+            .await?;
         Ok(n > 0)
     })
 }

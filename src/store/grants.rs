@@ -2,7 +2,9 @@
 //! every token issued from one authorization code. Revoking a grant kills its refresh-token
 //! family and the access tokens that name it.
 
-use diesel::{BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
+use diesel::{
+    BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper,
+};
 use diesel_async::RunQueryDsl;
 
 use super::schema::grants;
@@ -26,7 +28,10 @@ pub struct GrantRow {
 
 pub async fn insert(store: &Store, row: &GrantRow) -> StoreResult<()> {
     with_conn!(store, |conn| {
-        diesel::insert_into(grants::table).values(row).execute(conn).await?;
+        diesel::insert_into(grants::table)
+            .values(row)
+            .execute(conn)
+            .await?;
         Ok(())
     })
 }
@@ -58,7 +63,11 @@ pub async fn purge_ended(store: &Store, now: i64, keep_secs: i64) -> StoreResult
     let cutoff = now - keep_secs;
     with_conn!(store, |conn| {
         Ok(diesel::delete(
-            grants::table.filter(grants::expires_at.lt(cutoff).or(grants::revoked_at.lt(cutoff))),
+            grants::table.filter(
+                grants::expires_at
+                    .lt(cutoff)
+                    .or(grants::revoked_at.lt(cutoff)),
+            ),
         )
         .execute(conn)
         .await?)

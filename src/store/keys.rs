@@ -38,7 +38,10 @@ pub async fn list(store: &Store) -> StoreResult<Vec<SigningKeyRow>> {
 
 pub async fn insert(store: &Store, row: &SigningKeyRow) -> StoreResult<()> {
     with_conn!(store, |conn| {
-        diesel::insert_into(signing_keys::table).values(row).execute(conn).await?;
+        diesel::insert_into(signing_keys::table)
+            .values(row)
+            .execute(conn)
+            .await?;
         Ok(())
     })
 }
@@ -56,28 +59,26 @@ pub async fn rotate(
     let new_next = new_next.clone();
     with_conn!(store, |conn| {
         conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
-            {
-                diesel::update(signing_keys::table.filter(signing_keys::state.eq(STATE_ACTIVE)))
-                    .set((
-                        signing_keys::state.eq(STATE_RETIRED),
-                        signing_keys::retired_at.eq(Some(now)),
-                        signing_keys::publish_until.eq(Some(publish_until)),
-                    ))
-                    .execute(conn)
-                    .await?;
-                diesel::update(signing_keys::table.find(&next_kid))
-                    .set((
-                        signing_keys::state.eq(STATE_ACTIVE),
-                        signing_keys::activated_at.eq(Some(now)),
-                    ))
-                    .execute(conn)
-                    .await?;
-                diesel::insert_into(signing_keys::table)
-                    .values(&new_next)
-                    .execute(conn)
-                    .await?;
-                Ok(())
-            }
+            diesel::update(signing_keys::table.filter(signing_keys::state.eq(STATE_ACTIVE)))
+                .set((
+                    signing_keys::state.eq(STATE_RETIRED),
+                    signing_keys::retired_at.eq(Some(now)),
+                    signing_keys::publish_until.eq(Some(publish_until)),
+                ))
+                .execute(conn)
+                .await?;
+            diesel::update(signing_keys::table.find(&next_kid))
+                .set((
+                    signing_keys::state.eq(STATE_ACTIVE),
+                    signing_keys::activated_at.eq(Some(now)),
+                ))
+                .execute(conn)
+                .await?;
+            diesel::insert_into(signing_keys::table)
+                .values(&new_next)
+                .execute(conn)
+                .await?;
+            Ok(())
         })
         .await?;
         Ok(())
@@ -132,7 +133,10 @@ pub async fn find_secret(store: &Store, name: &str) -> StoreResult<Option<Instan
 }
 
 /// Inserts the secret unless another replica got there first; returns the stored one.
-pub async fn insert_secret_once(store: &Store, secret: &InstanceSecret) -> StoreResult<InstanceSecret> {
+pub async fn insert_secret_once(
+    store: &Store,
+    secret: &InstanceSecret,
+) -> StoreResult<InstanceSecret> {
     with_conn!(store, |conn| {
         diesel::insert_into(instance_secrets::table)
             .values(secret)

@@ -20,9 +20,9 @@ pub mod users;
 use std::path::Path;
 use std::time::Duration;
 
-use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
 use diesel::connection::SimpleConnection;
+use diesel::sqlite::SqliteConnection;
 use diesel_async::pooled_connection::deadpool::Pool;
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
@@ -133,7 +133,10 @@ impl Store {
                 .runtime(deadpool::Runtime::Tokio1)
                 .build()
                 .map_err(|e| e.to_string())?;
-            Ok(Store { backend: Backend::Sqlite(pool), url: path.clone() })
+            Ok(Store {
+                backend: Backend::Sqlite(pool),
+                url: path.clone(),
+            })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
             let pool = Pool::builder(manager)
@@ -144,7 +147,10 @@ impl Store {
                 .runtime(deadpool::Runtime::Tokio1)
                 .build()
                 .map_err(|e| e.to_string())?;
-            Ok(Store { backend: Backend::Postgres(pool), url: url.to_owned() })
+            Ok(Store {
+                backend: Backend::Postgres(pool),
+                url: url.to_owned(),
+            })
         } else {
             Err(format!(
                 "unsupported database URL {url:?}: use sqlite://PATH or postgres://…"
@@ -167,7 +173,8 @@ impl Store {
                 let path = self.url.clone();
                 tokio::task::spawn_blocking(move || {
                     let mut conn = SqliteConnection::establish(&path).map_err(|e| e.to_string())?;
-                    conn.batch_execute(SQLITE_PRAGMAS).map_err(|e| e.to_string())?;
+                    conn.batch_execute(SQLITE_PRAGMAS)
+                        .map_err(|e| e.to_string())?;
                     conn.run_pending_migrations(SQLITE_MIGRATIONS)
                         .map(|_| ())
                         .map_err(|e| e.to_string())
@@ -177,7 +184,9 @@ impl Store {
             }
             Backend::Postgres(_) => {
                 let url = self.url.clone();
-                let mut conn = AsyncPgConnection::establish(&url).await.map_err(|e| e.to_string())?;
+                let mut conn = AsyncPgConnection::establish(&url)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 conn.batch_execute("SELECT pg_advisory_lock(7463726572)")
                     .await
                     .map_err(|e| e.to_string())?;
@@ -192,7 +201,9 @@ impl Store {
                 .await
                 .map_err(|e| e.to_string())?;
                 let (outcome, mut conn) = result;
-                let _ = conn.batch_execute("SELECT pg_advisory_unlock(7463726572)").await;
+                let _ = conn
+                    .batch_execute("SELECT pg_advisory_unlock(7463726572)")
+                    .await;
                 outcome
             }
         }

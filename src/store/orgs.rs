@@ -19,7 +19,10 @@ pub struct Organization {
 
 pub async fn insert(store: &Store, org: &Organization) -> StoreResult<()> {
     with_conn!(store, |conn| {
-        diesel::insert_into(organizations::table).values(org).execute(conn).await?;
+        diesel::insert_into(organizations::table)
+            .values(org)
+            .execute(conn)
+            .await?;
         Ok(())
     })
 }
@@ -60,9 +63,7 @@ pub async fn ensure_default(store: &Store) -> StoreResult<Organization> {
     };
     match insert(store, &org).await {
         Ok(()) => Ok(org),
-        Err(e) if e.is_unique_violation() => find_by_slug(store, DEFAULT_ORG_SLUG)
-            .await?
-            .ok_or(e),
+        Err(e) if e.is_unique_violation() => find_by_slug(store, DEFAULT_ORG_SLUG).await?.ok_or(e),
         Err(e) => Err(e),
     }
 }

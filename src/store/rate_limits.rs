@@ -42,15 +42,19 @@ pub async fn count(store: &Store, bucket: &str) -> StoreResult<i64> {
 
 pub async fn clear(store: &Store, bucket: &str) -> StoreResult<()> {
     with_conn!(store, |conn| {
-        diesel::delete(rate_limits::table.find(bucket)).execute(conn).await?;
+        diesel::delete(rate_limits::table.find(bucket))
+            .execute(conn)
+            .await?;
         Ok(())
     })
 }
 
 pub async fn purge_expired(store: &Store, now: i64) -> StoreResult<usize> {
     with_conn!(store, |conn| {
-        Ok(diesel::delete(rate_limits::table.filter(rate_limits::expires_at.lt(now)))
-            .execute(conn)
-            .await?)
+        Ok(
+            diesel::delete(rate_limits::table.filter(rate_limits::expires_at.lt(now)))
+                .execute(conn)
+                .await?,
+        )
     })
 }

@@ -25,7 +25,10 @@ pub enum Used {
 
 pub async fn insert(store: &Store, row: &RefreshTokenRow) -> StoreResult<()> {
     with_conn!(store, |conn| {
-        diesel::insert_into(refresh_tokens::table).values(row).execute(conn).await?;
+        diesel::insert_into(refresh_tokens::table)
+            .values(row)
+            .execute(conn)
+            .await?;
         Ok(())
     })
 }

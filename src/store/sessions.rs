@@ -1,6 +1,8 @@
 //! Server-side browser sessions. The cookie carries a random secret; only its digest is stored.
 
-use diesel::{BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
+use diesel::{
+    BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper,
+};
 use diesel_async::RunQueryDsl;
 
 use super::schema::{grants, sessions};
@@ -27,7 +29,10 @@ pub struct SessionRow {
 
 pub async fn insert(store: &Store, row: &SessionRow) -> StoreResult<()> {
     with_conn!(store, |conn| {
-        diesel::insert_into(sessions::table).values(row).execute(conn).await?;
+        diesel::insert_into(sessions::table)
+            .values(row)
+            .execute(conn)
+            .await?;
         Ok(())
     })
 }
@@ -66,7 +71,10 @@ pub async fn find(store: &Store, id: &str) -> StoreResult<Option<SessionRow>> {
 pub async fn touch(store: &Store, id: &str, now: i64, expires_at: i64) -> StoreResult<()> {
     with_conn!(store, |conn| {
         diesel::update(sessions::table.find(id))
-            .set((sessions::last_seen_at.eq(now), sessions::expires_at.eq(expires_at)))
+            .set((
+                sessions::last_seen_at.eq(now),
+                sessions::expires_at.eq(expires_at),
+            ))
             .execute(conn)
             .await?;
         Ok(())
@@ -102,10 +110,14 @@ pub async fn reauthenticate(
 /// Ends a session and revokes every grant (refresh-token family) issued in it.
 pub async fn revoke(store: &Store, id: &str, now: i64) -> StoreResult<()> {
     with_conn!(store, |conn| {
-        diesel::update(sessions::table.find(id).filter(sessions::revoked_at.is_null()))
-            .set(sessions::revoked_at.eq(Some(now)))
-            .execute(conn)
-            .await?;
+        diesel::update(
+            sessions::table
+                .find(id)
+                .filter(sessions::revoked_at.is_null()),
+        )
+        .set(sessions::revoked_at.eq(Some(now)))
+        .execute(conn)
+        .await?;
         diesel::update(
             grants::table
                 .filter(grants::session_id.eq(id))

@@ -33,7 +33,10 @@ pub fn normalize_email(email: &str) -> String {
 
 pub async fn insert(store: &Store, user: &User) -> StoreResult<()> {
     with_conn!(store, |conn| {
-        diesel::insert_into(users::table).values(user).execute(conn).await?;
+        diesel::insert_into(users::table)
+            .values(user)
+            .execute(conn)
+            .await?;
         Ok(())
     })
 }

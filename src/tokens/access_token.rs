@@ -88,7 +88,9 @@ pub fn validate(
 ) -> Result<AccessTokenClaims, AccessTokenError> {
     let (header, claims) = jws::verify(keys, token)?;
     // RFC 9068 §4: reject tokens whose typ is not at+jwt (so an ID token is never a bearer token).
-    if !header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(TYP) || t.eq_ignore_ascii_case("application/at+jwt")) {
+    if !header.typ.as_deref().is_some_and(|t| {
+        t.eq_ignore_ascii_case(TYP) || t.eq_ignore_ascii_case("application/at+jwt")
+    }) {
         return Err(AccessTokenError::WrongType);
     }
     let claims: AccessTokenClaims =

@@ -45,7 +45,10 @@ pub fn claims(input: &IdTokenInput<'_>) -> Value {
     if let Some(access_token) = input.access_token {
         claims.insert("at_hash".into(), json!(at_hash(access_token)));
     }
-    claims.insert(input.reauthentication_claim.into(), json!(input.can_reauthenticate));
+    claims.insert(
+        input.reauthentication_claim.into(),
+        json!(input.can_reauthenticate),
+    );
     for (k, v) in user_claims(input.user, input.scope) {
         claims.entry(k).or_insert(v);
     }
@@ -78,7 +81,10 @@ pub fn user_claims(user: &User, scope: &Scope) -> Map<String, Value> {
     }
     if scope.has("phone") && user.phone_number.is_some() {
         put("phone_number", user.phone_number.clone().map(Value::from));
-        put("phone_number_verified", Some(json!(user.phone_number_verified)));
+        put(
+            "phone_number_verified",
+            Some(json!(user.phone_number_verified)),
+        );
     }
     out
 }
@@ -90,6 +96,9 @@ mod tests {
     #[test]
     fn at_hash_matches_core_example() {
         // OIDC Core A.3 / A.4 example pair.
-        assert_eq!(at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"), "77QmUPtjPfzWtF2AnpK9RQ");
+        assert_eq!(
+            at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
     }
 }

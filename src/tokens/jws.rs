@@ -49,7 +49,8 @@ pub fn verify(keys: &KeySet, token: &str) -> Result<(Header, Value), JwsError> {
         return Err(JwsError::TooLarge);
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(JwsError::Malformed);
     };

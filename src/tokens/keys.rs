@@ -93,7 +93,9 @@ impl Keys {
                     .map_err(|e| e.to_string())?,
                 None => {
                     let row = new_key_row(master_key.clone()).await?;
-                    store::keys::insert(&store, &row).await.map_err(|e| e.to_string())?;
+                    store::keys::insert(&store, &row)
+                        .await
+                        .map_err(|e| e.to_string())?;
                     store::keys::activate(&store, &row.kid, now)
                         .await
                         .map_err(|e| e.to_string())?;
@@ -103,14 +105,24 @@ impl Keys {
         let rows = store::keys::list(&store).await.map_err(|e| e.to_string())?;
         if !rows.iter().any(|r| r.state == STATE_NEXT) {
             let row = new_key_row(master_key.clone()).await?;
-            store::keys::insert(&store, &row).await.map_err(|e| e.to_string())?;
+            store::keys::insert(&store, &row)
+                .await
+                .map_err(|e| e.to_string())?;
         }
         let set = load_set(&store, master_key.as_ref()).await?;
-        Ok(Keys { store, master_key, max_token_ttl_secs, current: RwLock::new(Arc::new(set)) })
+        Ok(Keys {
+            store,
+            master_key,
+            max_token_ttl_secs,
+            current: RwLock::new(Arc::new(set)),
+        })
     }
 
     pub fn current(&self) -> Arc<KeySet> {
-        self.current.read().map(|g| g.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.current
+            .read()
+            .map(|g| g.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     pub async fn reload(&self) -> Result<(), String> {
@@ -124,7 +136,12 @@ impl Keys {
 
     /// Promotes the published next key and publishes a new next key. Returns the new active kid.
     pub async fn rotate(&self) -> Result<String, String> {
-        rotate(&self.store, self.master_key.clone(), self.max_token_ttl_secs).await?;
+        rotate(
+            &self.store,
+            self.master_key.clone(),
+            self.max_token_ttl_secs,
+        )
+        .await?;
         self.reload().await?;
         Ok(self.current().active.kid.clone())
     }
@@ -153,7 +170,8 @@ pub async fn rotate(
 
 async fn new_key_row(master_key: Option<MasterKey>) -> Result<SigningKeyRow, String> {
     crate::cpu::run(move || {
-        let pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| "RSA key generation failed")?;
+        let pair =
+            RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| "RSA key generation failed")?;
         let der = pair.as_der().map_err(|_| "cannot encode the key")?;
         let jwk = public_jwk(&pair);
         let kid = jwk["kid"].as_str().unwrap_or_default().to_owned();
@@ -218,7 +236,12 @@ async fn load_set(store: &Store, master_key: Option<&MasterKey>) -> Result<KeySe
         };
         verification.insert(
             row.kid.clone(),
-            VerificationKey { components: RsaPublicKeyComponents { n: decode("n")?, e: decode("e")? } },
+            VerificationKey {
+                components: RsaPublicKeyComponents {
+                    n: decode("n")?,
+                    e: decode("e")?,
+                },
+            },
         );
         published.push((row.state == STATE_ACTIVE, jwk));
     }
@@ -238,7 +261,10 @@ async fn load_set(store: &Store, master_key: Option<&MasterKey>) -> Result<KeySe
     let body = serde_json::to_vec(&json!({ "keys": keys })).map_err(|e| e.to_string())?;
     let etag = format!("\"{}\"", &hex(&sha256(&body))[..32]);
     Ok(KeySet {
-        active: Arc::new(SigningKey { kid: active.kid.clone(), pair }),
+        active: Arc::new(SigningKey {
+            kid: active.kid.clone(),
+            pair,
+        }),
         verification,
         jwks_json: bytes::Bytes::from(body),
         jwks_etag: etag,

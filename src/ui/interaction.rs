@@ -4,11 +4,11 @@
 
 use std::net::SocketAddr;
 
+use axum::Router;
 use axum::extract::{ConnectInfo, Form, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
 
 use super::views::{ConsentPage, HomePage, LoginPage, SelectAccountPage};
@@ -24,12 +24,18 @@ use crate::store::{auth_requests, clients, users};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/login", get(login_page).post(login_submit))
-        .route("/select-account", get(select_account_page).post(select_account_submit))
+        .route(
+            "/select-account",
+            get(select_account_page).post(select_account_submit),
+        )
         .route("/consent", get(consent_page).post(consent_submit))
 }
 
 pub async fn home(State(app): State<AppState>) -> Response {
-    super::render(&HomePage { issuer: &app.config.issuer, demo: app.config.demo })
+    super::render(&HomePage {
+        issuer: &app.config.issuer,
+        demo: app.config.demo,
+    })
 }
 
 #[derive(Deserialize)]
@@ -50,7 +56,11 @@ fn resume(pending: &Pending) -> Response {
 
 /// The email the sign-in form starts with: the hinted account, else `login_hint`, else the
 /// account of the current session (reauthentication).
-async fn prefill(app: &App, headers: &HeaderMap, pending: &Pending) -> Result<(String, bool, bool), Error> {
+async fn prefill(
+    app: &App,
+    headers: &HeaderMap,
+    pending: &Pending,
+) -> Result<(String, bool, bool), Error> {
     if let Some(sub) = &pending.request.hinted_subject {
         if let Some(user) = users::find(&app.store, sub).await? {
             return Ok((user.email, true, true));
@@ -76,7 +86,11 @@ async fn render_login(
 ) -> Result<Response, Error> {
     let name = client_name(app, pending).await?;
     let (email, locked, reauthenticating) = prefill(app, headers, pending).await?;
-    let email = if locked { email } else { typed_email.map(str::to_owned).unwrap_or(email) };
+    let email = if locked {
+        email
+    } else {
+        typed_email.map(str::to_owned).unwrap_or(email)
+    };
     Ok(super::render_status(
         status,
         &LoginPage {
@@ -125,7 +139,9 @@ async fn login_submit(
     pending.check_csrf(&form.csrf)?;
     let client = clients::find(&app.store, &pending.request.client_id)
         .await?
-        .ok_or_else(|| Error::bad_request_page("Unknown application", "This application no longer exists."))?;
+        .ok_or_else(|| {
+            Error::bad_request_page("Unknown application", "This application no longer exists.")
+        })?;
     let ip = Some(crate::http::client_ip(&connect));
     let outcome = authn::password::authenticate(
         &app.store,
@@ -141,7 +157,10 @@ async fn login_submit(
         Err(failure) => {
             use authn::password::Failure;
             let (status, message) = match failure {
-                Failure::Invalid => (StatusCode::UNAUTHORIZED, "The email or password is incorrect.".to_owned()),
+                Failure::Invalid => (
+                    StatusCode::UNAUTHORIZED,
+                    "The email or password is incorrect.".to_owned(),
+                ),
                 Failure::RateLimited { retry_after_secs } => (
                     StatusCode::TOO_MANY_REQUESTS,
                     format!(
@@ -156,10 +175,19 @@ async fn login_submit(
                 Failure::Store(e) => return Err(Error::from(e).into()),
                 Failure::Cpu(e) => return Err(Error::Internal(e).into()),
             };
-            let mut response =
-                render_login(&app, &headers, &pending, status, Some(&message), Some(&form.email)).await?;
+            let mut response = render_login(
+                &app,
+                &headers,
+                &pending,
+                status,
+                Some(&message),
+                Some(&form.email),
+            )
+            .await?;
             if status == StatusCode::TOO_MANY_REQUESTS {
-                response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(60));
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from(60));
             }
             return Ok(response);
         }
@@ -190,7 +218,10 @@ async fn login_submit(
     .await?;
     auth_requests::mark_authenticated(&app.store, &pending.id, &session.id).await?;
     tracing::info!(method = "password", "sign-in succeeded");
-    Ok(crate::oidc::authorize::with_cookie(resume(&pending), cookie))
+    Ok(crate::oidc::authorize::with_cookie(
+        resume(&pending),
+        cookie,
+    ))
 }
 
 async fn select_account_page(
@@ -200,7 +231,10 @@ async fn select_account_page(
 ) -> Result<Response, PageError> {
     let pending = pending::load(&app, &headers, &r.request).await?;
     let Some(current) = session::current(&app, &headers).await? else {
-        return Ok(response::redirect(&format!("/login?request={}", pending.id)));
+        return Ok(response::redirect(&format!(
+            "/login?request={}",
+            pending.id
+        )));
     };
     let name = client_name(&app, &pending).await?;
     Ok(super::render(&SelectAccountPage {
@@ -225,12 +259,18 @@ async fn select_account_submit(
 ) -> Result<Response, PageError> {
     let pending = pending::load(&app, &headers, &form.request).await?;
     pending.check_csrf(&form.csrf)?;
-    match (form.choice.as_str(), session::current(&app, &headers).await?) {
+    match (
+        form.choice.as_str(),
+        session::current(&app, &headers).await?,
+    ) {
         ("current", Some(current)) => {
             auth_requests::mark_authenticated(&app.store, &pending.id, &current.session.id).await?;
             Ok(resume(&pending))
         }
-        _ => Ok(response::redirect(&format!("/login?request={}", pending.id))),
+        _ => Ok(response::redirect(&format!(
+            "/login?request={}",
+            pending.id
+        ))),
     }
 }
 

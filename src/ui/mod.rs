@@ -20,7 +20,11 @@ pub fn render_status(status: StatusCode, view: &impl Template) -> Response {
         }
         Err(e) => {
             tracing::error!(error = %e, "template rendering failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "An unexpected error occurred.").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "An unexpected error occurred.",
+            )
+                .into_response()
         }
     }
 }

@@ -40,7 +40,9 @@ impl TestServer {
         dir: tempfile::TempDir,
         adjust: impl FnOnce(&mut Config),
     ) -> TestServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let port = listener.local_addr().unwrap().port();
         let mut config = Config {
             issuer: format!("http://127.0.0.1:{port}"),
@@ -52,8 +54,15 @@ impl TestServer {
         };
         adjust(&mut config);
         config.validate().expect("valid test config");
-        let running = tessera::app::start(config, listener).await.expect("server starts");
-        TestServer { url: running.url(), running: Some(running), database_url, _dir: dir }
+        let running = tessera::app::start(config, listener)
+            .await
+            .expect("server starts");
+        TestServer {
+            url: running.url(),
+            running: Some(running),
+            database_url,
+            _dir: dir,
+        }
     }
 
     pub fn app(&self) -> &tessera::app::App {
@@ -64,10 +73,13 @@ impl TestServer {
         self.app().config.issuer.clone()
     }
 
-    pub async fn stop(mut self) {
+    /// Stops the server and hands back its data directory (which holds the SQLite file).
+    pub async fn stop(mut self) -> tempfile::TempDir {
         if let Some(r) = self.running.take() {
             r.shutdown().await;
         }
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+        dir
     }
 
     /// Registers a client in the default organization; returns (client_id, secret).
@@ -106,7 +118,11 @@ impl TestServer {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        plain_client().get(format!("{}{path}", self.url)).send().await.expect("request")
+        plain_client()
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("request")
     }
 }
 
@@ -120,16 +136,28 @@ impl Drop for TestServer {
 }
 
 async fn fresh_postgres_database(base: &str) -> String {
-    let name = format!("tessera_test_{}", tessera::security::random_id().to_lowercase().replace(['-', '_'], ""));
-    let mut conn = AsyncPgConnection::establish(base).await.expect("connect to PostgreSQL");
-    conn.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create database");
+    let name = format!(
+        "tessera_test_{}",
+        tessera::security::random_id()
+            .to_lowercase()
+            .replace(['-', '_'], "")
+    );
+    let mut conn = AsyncPgConnection::establish(base)
+        .await
+        .expect("connect to PostgreSQL");
+    conn.batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create database");
     let mut url = url::Url::parse(base).expect("database URL");
     url.set_path(&format!("/{name}"));
     url.to_string()
 }
 
 pub fn plain_client() -> reqwest::Client {
-    reqwest::Client::builder().redirect(Policy::none()).build().unwrap()
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
 }
 
 /// A browser: a cookie jar and no automatic redirects, so each hop can be checked.
@@ -150,7 +178,9 @@ impl Landing {
     pub fn params(self) -> HashMap<String, String> {
         match self {
             Landing::Client(p) => p,
-            Landing::Page(status, body) => panic!("expected a redirect to the client, got page {status}: {body}"),
+            Landing::Page(status, body) => {
+                panic!("expected a redirect to the client, got page {status}: {body}")
+            }
         }
     }
 }
@@ -168,7 +198,11 @@ impl Browser {
     }
 
     fn absolute(&self, location: &str) -> String {
-        if location.starts_with('/') { format!("{}{location}", self.base) } else { location.to_owned() }
+        if location.starts_with('/') {
+            format!("{}{location}", self.base)
+        } else {
+            location.to_owned()
+        }
     }
 
     /// Follows redirects on Tessera until the browser leaves it (to the client) or a page shows.
@@ -197,7 +231,12 @@ impl Browser {
         let response = self
             .http
             .post(format!("{}/login", self.base))
-            .form(&[("request", request.as_str()), ("csrf", csrf.as_str()), ("email", email), ("password", password)])
+            .form(&[
+                ("request", request.as_str()),
+                ("csrf", csrf.as_str()),
+                ("email", email),
+                ("password", password),
+            ])
             .send()
             .await
             .expect("login post");
@@ -223,13 +262,20 @@ impl Browser {
 /// The value of a hidden input in a page.
 pub fn hidden(page: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
-    let start = page.find(&marker).unwrap_or_else(|| panic!("no hidden {name} in page: {page}")) + marker.len();
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no hidden {name} in page: {page}"))
+        + marker.len();
     let end = page[start..].find('"').unwrap() + start;
     page[start..end].to_owned()
 }
 
 pub fn query_of(url: &str) -> HashMap<String, String> {
-    url::Url::parse(url).unwrap().query_pairs().into_owned().collect()
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
 }
 
 /// Decodes a JWT's payload without verifying (the tests verify with openidconnect separately).
@@ -244,7 +290,12 @@ pub fn header_of(jwt: &str) -> serde_json::Value {
 }
 
 /// A plain authorization URL with PKCE; returns (url, verifier).
-pub fn authorize_url(server: &TestServer, client_id: &str, redirect_uri: &str, extra: &[(&str, &str)]) -> (String, String) {
+pub fn authorize_url(
+    server: &TestServer,
+    client_id: &str,
+    redirect_uri: &str,
+    extra: &[(&str, &str)],
+) -> (String, String) {
     let verifier = format!("{}{}", tessera::security::random_secret(), "abcdefgh");
     let challenge = tessera::oidc::authorize::pkce::s256(&verifier);
     let mut url = url::Url::parse(&format!("{}/authorize", server.url)).unwrap();
@@ -259,7 +310,11 @@ pub fn authorize_url(server: &TestServer, client_id: &str, redirect_uri: &str, e
         ("code_challenge_method", "S256"),
     ];
     // A parameter given in `extra` replaces the default of the same name.
-    for (k, v) in defaults.iter().filter(|(k, _)| !extra.iter().any(|(e, _)| e == k)).chain(extra) {
+    for (k, v) in defaults
+        .iter()
+        .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
+        .chain(extra)
+    {
         url.query_pairs_mut().append_pair(k, v);
     }
     (url.to_string(), verifier)
@@ -295,5 +350,8 @@ pub async fn token_request(server: &TestServer, form: &[(&str, &str)]) -> (u16, 
         .await
         .expect("token request");
     let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    (
+        status,
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
 }

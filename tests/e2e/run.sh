@@ -7,6 +7,8 @@
 # the suite's status. TESSERA_DATABASE_URL, when set, reaches the server unchanged, so the
 # same run works against PostgreSQL.
 #
+# The tests need the demo user and relying party, so TESSERA_DEMO=true is set.
+#
 # Usage: bash tests/e2e/run.sh        (from any directory)
 # Screenshots land in tests/e2e/screenshots/ (ignored by git).
 set -euo pipefail
@@ -69,6 +71,7 @@ log "starting tessera at $BASE_URL (data dir $DATA_DIR${TESSERA_DATABASE_URL:+, 
 TESSERA_DATA_DIR="$DATA_DIR" \
 TESSERA_BIND="127.0.0.1:$PORT" \
 TESSERA_ISSUER="$BASE_URL" \
+TESSERA_DEMO=true \
   "$BIN" serve >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
 
@@ -96,11 +99,13 @@ done
 log "server ready"
 
 # --- Tests ----------------------------------------------------------------------------
+# The server's log is kept next to the screenshots (both ignored by git); nothing is printed
+# after the test run, so the output ends with node's pass/fail summary.
+ARTIFACTS="$E2E_DIR/screenshots"
+mkdir -p "$ARTIFACTS"
+log "screenshots and the server log (after the run) go to $ARTIFACTS"
 status=0
 (cd "$E2E_DIR" && TESSERA_URL="$BASE_URL" CHROMIUM_PATH="$CHROMIUM" \
   node --test --test-concurrency=1 signin.test.mjs) || status=$?
-if [ "$status" -ne 0 ]; then
-  log "tests failed (exit $status); last lines of the server log:"
-  tail -n 40 "$SERVER_LOG" >&2 || true
-fi
+cp "$SERVER_LOG" "$ARTIFACTS/server.log" 2>/dev/null || true
 exit "$status"

@@ -47,13 +47,25 @@ after(async () => {
   await browser?.close();
 });
 
-/** A fresh context (its own cookies) and page for one test; closed by the returned `close`. */
-async function freshPage() {
+/**
+ * Runs `body` with a page in a fresh browser context (its own cookies), then closes the
+ * context. When `body` fails, the page is saved as failed-<name>.png before the error goes on.
+ */
+async function withPage(name, body) {
   const context = await browser.newContext({ viewport: { width: 1000, height: 900 } });
   context.setDefaultTimeout(ACTION_TIMEOUT);
   context.setDefaultNavigationTimeout(ACTION_TIMEOUT);
-  const page = await context.newPage();
-  return { page, close: () => context.close() };
+  try {
+    const page = await context.newPage();
+    try {
+      await body(page);
+    } catch (err) {
+      await shot(page, `failed-${name}.png`).catch(() => {});
+      throw err;
+    }
+  } finally {
+    await context.close();
+  }
 }
 
 const pathOf = (url) => new URL(url).pathname;
@@ -105,10 +117,9 @@ async function signInFromDemo(page) {
 }
 
 test('signs in the demo user through the hosted page and returns to /demo', { timeout: TEST_TIMEOUT }, async () => {
-  const { page, close } = await freshPage();
-  try {
+  await withPage('sign-in', async (page) => {
     await page.goto(`${BASE_URL}/demo`);
-        await page.locator('#demo-sign-in').click();
+    await page.locator('#demo-sign-in').click();
     await page.waitForURL(isSignInPage);
     assert.equal(await page.locator('h1').textContent(), 'Sign in');
     assert.equal(await page.locator('#login-error').count(), 0, 'no error before any attempt');
@@ -133,14 +144,11 @@ test('signs in the demo user through the hosted page and returns to /demo', { ti
     assert.ok(claims.sub, 'sub claim is present');
     assert.equal(claims.auth_time, String(authTime), 'claims table agrees with #auth-time');
     await shot(page, '02-demo-signed-in.png');
-  } finally {
-    await close();
-  }
+  });
 });
 
 test('a wrong password shows the generic error and stays on the sign-in page', { timeout: TEST_TIMEOUT }, async () => {
-  const { page, close } = await freshPage();
-  try {
+  await withPage('wrong-password', async (page) => {
     await openSignIn(page);
     const visited = [];
     page.on('framenavigated', (frame) => {
@@ -158,14 +166,11 @@ test('a wrong password shows the generic error and stays on the sign-in page', {
     assert.deepEqual(leaked, [], 'no navigation back to the demo app');
     assert.equal(await page.locator('#highlights').count(), 0);
     await shot(page, '03-wrong-password.png');
-  } finally {
-    await close();
-  }
+  });
 });
 
 test('prompt=login asks again with the email prefilled and issues a newer auth_time', { timeout: TEST_TIMEOUT }, async () => {
-  const { page, close } = await freshPage();
-  try {
+  await withPage('reauthenticate', async (page) => {
     await signInFromDemo(page);
     const first = await readAuthTime(page);
 
@@ -187,14 +192,11 @@ test('prompt=login asks again with the email prefilled and issues a newer auth_t
     assert.equal((await page.locator('#can-reauthenticate').textContent()).trim(), 'true');
     assert.match(await page.locator('#amr').textContent(), /\bpwd\b/);
     await shot(page, '05-demo-reauthenticated.png');
-  } finally {
-    await close();
-  }
+  });
 });
 
 test('the sign-in page has a strict Content-Security-Policy and no inline scripts', { timeout: TEST_TIMEOUT }, async () => {
-  const { page, close } = await freshPage();
-  try {
+  await withPage('csp', async (page) => {
     const violations = [];
     page.on('console', (msg) => {
       if (msg.type() === 'error' && /Content Security Policy/i.test(msg.text())) violations.push(msg.text());
@@ -224,8 +226,14 @@ test('the sign-in page has a strict Content-Security-Policy and no inline script
     );
     const inline = scripts.filter((s) => !s.src);
     assert.deepEqual(inline, [], 'every <script> on the sign-in page has a src');
+    const handlers = await page.locator('*').evaluateAll((els) =>
+      els.flatMap((el) =>
+        [...el.attributes]
+          .filter((a) => /^on/i.test(a.name) || /^\s*javascript:/i.test(a.value))
+          .map((a) => `<${el.localName} ${a.name}="${a.value}">`),
+      ),
+    );
+    assert.deepEqual(handlers, [], 'no inline event handlers or javascript: URLs');
     assert.deepEqual(violations, [], 'the page triggers no CSP violations');
-  } finally {
-    await close();
-  }
+  });
 });

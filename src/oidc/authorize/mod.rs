@@ -22,17 +22,25 @@ use crate::error::{Code, Error, PageError};
 use crate::http::params::Params;
 use crate::security::{digest, random_secret};
 use crate::session::{self, Current};
+use crate::store;
 use crate::store::clients::Client;
 use crate::store::codes::{self, CodeRow};
-use crate::store;
 
-pub async fn get_handler(State(app): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+pub async fn get_handler(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     let params = Params::parse(query.unwrap_or_default().as_bytes());
     begin(&app, &headers, params).await
 }
 
 /// §3.1.2.1: the endpoint must support POST with a form body as well as GET.
-pub async fn post_handler(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn post_handler(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -76,9 +84,22 @@ pub async fn resume_handler(
     let pending = pending::load(&app, &headers, &q.request).await?;
     let client = crate::store::clients::find(&app.store, &pending.request.client_id)
         .await?
-        .ok_or_else(|| Error::bad_request_page("Unknown application", "This application no longer exists."))?;
-    let browser = app.cookies.read(&headers, crate::http::cookies::BROWSER).unwrap_or_default();
-    Ok(proceed(&app, &headers, &client, &pending.request, Some(&pending), &browser).await?)
+        .ok_or_else(|| {
+            Error::bad_request_page("Unknown application", "This application no longer exists.")
+        })?;
+    let browser = app
+        .cookies
+        .read(&headers, crate::http::cookies::BROWSER)
+        .unwrap_or_default();
+    Ok(proceed(
+        &app,
+        &headers,
+        &client,
+        &pending.request,
+        Some(&pending),
+        &browser,
+    )
+    .await?)
 }
 
 /// Decides the next step for a validated request, with or without a parked copy of it.
@@ -129,7 +150,12 @@ async fn proceed(
             Step::Consent => Code::ConsentRequired,
             Step::Issue => unreachable!("handled above"),
         };
-        return Ok(response::error(&app.config.issuer, &req.reply, code, "user interaction is required"));
+        return Ok(response::error(
+            &app.config.issuer,
+            &req.reply,
+            code,
+            "user interaction is required",
+        ));
     }
     let id = match parked {
         Some(p) => p.id.clone(),
@@ -146,20 +172,30 @@ async fn proceed(
 
 fn reject(app: &App, rejection: Rejection) -> Response {
     match rejection.reply {
-        Some(reply) => {
-            response::error(&app.config.issuer, &reply, rejection.code, &rejection.description)
-        }
+        Some(reply) => response::error(
+            &app.config.issuer,
+            &reply,
+            rejection.code,
+            &rejection.description,
+        ),
         None if rejection.code == Code::TemporarilyUnavailable => {
             PageError(Error::Unavailable(rejection.description)).into_response()
         }
-        None => PageError(Error::bad_request_page("This sign-in link is not valid", rejection.description))
-            .into_response(),
+        None => PageError(Error::bad_request_page(
+            "This sign-in link is not valid",
+            rejection.description,
+        ))
+        .into_response(),
     }
 }
 
 /// Stores the code's digest with everything the token endpoint must check and copy into the
 /// ID token; returns the code itself, which exists nowhere else.
-async fn issue_code(app: &App, req: &AuthorizationRequest, current: &Current) -> Result<String, Error> {
+async fn issue_code(
+    app: &App,
+    req: &AuthorizationRequest,
+    current: &Current,
+) -> Result<String, Error> {
     let code = random_secret();
     let now = store::now();
     let row = CodeRow {

@@ -10,8 +10,8 @@ use crate::app::App;
 use crate::error::Error;
 use crate::http::cookies;
 use crate::security::{constant_time_eq, digest, random_id, random_secret};
-use crate::store::auth_requests::{self, PendingRequestRow};
 use crate::store;
+use crate::store::auth_requests::{self, PendingRequestRow};
 
 pub struct Pending {
     pub id: String,
@@ -73,7 +73,10 @@ pub async fn load(app: &App, headers: &HeaderMap, id: &str) -> Result<Pending, E
     if id.len() > 64 {
         return Err(expired());
     }
-    let browser = app.cookies.read(headers, cookies::BROWSER).ok_or_else(expired)?;
+    let browser = app
+        .cookies
+        .read(headers, cookies::BROWSER)
+        .ok_or_else(expired)?;
     let row = auth_requests::find_live(&app.store, id, store::now())
         .await?
         .ok_or_else(expired)?;

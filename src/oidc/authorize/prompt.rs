@@ -64,8 +64,15 @@ pub struct Needs<'a> {
     pub hinted_subject: Option<&'a str>,
 }
 
-pub fn next_step(needs: &Needs<'_>, session: Option<&SessionFacts<'_>>, progress: &Progress<'_>, now: i64) -> Step {
-    let Some(s) = session else { return Step::SignIn };
+pub fn next_step(
+    needs: &Needs<'_>,
+    session: Option<&SessionFacts<'_>>,
+    progress: &Progress<'_>,
+    now: i64,
+) -> Step {
+    let Some(s) = session else {
+        return Step::SignIn;
+    };
     let confirmed = progress.confirmed_session == Some(s.session_id);
     let fresh = confirmed && s.auth_time >= progress.started_at;
     let hint_mismatch = needs.hinted_subject.is_some_and(|sub| sub != s.user_id);
@@ -74,7 +81,9 @@ pub fn next_step(needs: &Needs<'_>, session: Option<&SessionFacts<'_>>, progress
     }
     if !fresh {
         // §3.1.2.1: max_age=0 is equivalent to prompt=login.
-        let too_old = needs.max_age.is_some_and(|max| now - s.auth_time > max || max == 0);
+        let too_old = needs
+            .max_age
+            .is_some_and(|max| now - s.auth_time > max || max == 0);
         if needs.prompt.login || too_old {
             return Step::SignIn;
         }
@@ -93,10 +102,18 @@ mod tests {
     use super::*;
 
     fn needs(prompt: &str, max_age: Option<i64>) -> Needs<'static> {
-        Needs { prompt: Prompt::parse(Some(prompt)).unwrap(), max_age, hinted_subject: None }
+        Needs {
+            prompt: Prompt::parse(Some(prompt)).unwrap(),
+            max_age,
+            hinted_subject: None,
+        }
     }
 
-    const S: SessionFacts<'static> = SessionFacts { user_id: "u1", session_id: "s1", auth_time: 1000 };
+    const S: SessionFacts<'static> = SessionFacts {
+        user_id: "u1",
+        session_id: "s1",
+        auth_time: 1000,
+    };
 
     #[test]
     fn prompt_parsing() {
@@ -108,38 +125,83 @@ mod tests {
 
     #[test]
     fn no_session_needs_sign_in() {
-        assert_eq!(next_step(&needs("", None), None, &Progress::default(), 2000), Step::SignIn);
+        assert_eq!(
+            next_step(&needs("", None), None, &Progress::default(), 2000),
+            Step::SignIn
+        );
     }
 
     #[test]
     fn sso_and_prompt_login() {
         let p = Progress::default();
         assert_eq!(next_step(&needs("", None), Some(&S), &p, 2000), Step::Issue);
-        assert_eq!(next_step(&needs("login", None), Some(&S), &p, 2000), Step::SignIn);
+        assert_eq!(
+            next_step(&needs("login", None), Some(&S), &p, 2000),
+            Step::SignIn
+        );
         // After a fresh sign-in for this request, prompt=login is satisfied.
-        let done = Progress { confirmed_session: Some("s1"), started_at: 900, consented: false };
-        assert_eq!(next_step(&needs("login", None), Some(&S), &done, 2000), Step::Issue);
+        let done = Progress {
+            confirmed_session: Some("s1"),
+            started_at: 900,
+            consented: false,
+        };
+        assert_eq!(
+            next_step(&needs("login", None), Some(&S), &done, 2000),
+            Step::Issue
+        );
         // A confirmation older than the request is not a fresh sign-in.
-        let stale = Progress { confirmed_session: Some("s1"), started_at: 1500, consented: false };
-        assert_eq!(next_step(&needs("login", None), Some(&S), &stale, 2000), Step::SignIn);
+        let stale = Progress {
+            confirmed_session: Some("s1"),
+            started_at: 1500,
+            consented: false,
+        };
+        assert_eq!(
+            next_step(&needs("login", None), Some(&S), &stale, 2000),
+            Step::SignIn
+        );
     }
 
     #[test]
     fn max_age_boundaries() {
         let p = Progress::default();
-        assert_eq!(next_step(&needs("", Some(1000)), Some(&S), &p, 2000), Step::Issue);
-        assert_eq!(next_step(&needs("", Some(999)), Some(&S), &p, 2000), Step::SignIn);
-        assert_eq!(next_step(&needs("", Some(0)), Some(&S), &p, 1000), Step::SignIn);
+        assert_eq!(
+            next_step(&needs("", Some(1000)), Some(&S), &p, 2000),
+            Step::Issue
+        );
+        assert_eq!(
+            next_step(&needs("", Some(999)), Some(&S), &p, 2000),
+            Step::SignIn
+        );
+        assert_eq!(
+            next_step(&needs("", Some(0)), Some(&S), &p, 1000),
+            Step::SignIn
+        );
     }
 
     #[test]
     fn hint_mismatch_and_interactions() {
         let p = Progress::default();
-        let n = Needs { prompt: Prompt::default(), max_age: None, hinted_subject: Some("u2") };
+        let n = Needs {
+            prompt: Prompt::default(),
+            max_age: None,
+            hinted_subject: Some("u2"),
+        };
         assert_eq!(next_step(&n, Some(&S), &p, 2000), Step::SignIn);
-        assert_eq!(next_step(&needs("select_account", None), Some(&S), &p, 2000), Step::SelectAccount);
-        assert_eq!(next_step(&needs("consent", None), Some(&S), &p, 2000), Step::Consent);
-        let consented = Progress { consented: true, ..Progress::default() };
-        assert_eq!(next_step(&needs("consent", None), Some(&S), &consented, 2000), Step::Issue);
+        assert_eq!(
+            next_step(&needs("select_account", None), Some(&S), &p, 2000),
+            Step::SelectAccount
+        );
+        assert_eq!(
+            next_step(&needs("consent", None), Some(&S), &p, 2000),
+            Step::Consent
+        );
+        let consented = Progress {
+            consented: true,
+            ..Progress::default()
+        };
+        assert_eq!(
+            next_step(&needs("consent", None), Some(&S), &consented, 2000),
+            Step::Issue
+        );
     }
 }

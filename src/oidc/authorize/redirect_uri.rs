@@ -4,7 +4,9 @@
 use url::Url;
 
 pub fn is_registered(registered: &[String], requested: &str) -> bool {
-    registered.iter().any(|r| r == requested || loopback_matches(r, requested))
+    registered
+        .iter()
+        .any(|r| r == requested || loopback_matches(r, requested))
 }
 
 fn loopback_matches(registered: &str, requested: &str) -> bool {
@@ -36,7 +38,9 @@ pub fn validate_for_registration(uri: &str) -> Result<(), String> {
     match url.scheme() {
         "https" => Ok(()),
         "http" if crate::config::is_loopback_host(url.host_str().unwrap_or("")) => Ok(()),
-        "http" => Err(format!("{uri}: plain http is allowed only for loopback hosts")),
+        "http" => Err(format!(
+            "{uri}: plain http is allowed only for loopback hosts"
+        )),
         scheme if scheme.contains('.') => Ok(()),
         scheme => Err(format!(
             "{uri}: scheme {scheme} is neither https nor a reverse-domain private-use scheme"

@@ -51,17 +51,41 @@ pub struct Rejection {
 }
 
 fn page(description: impl Into<String>) -> Rejection {
-    Rejection { code: Code::InvalidRequest, description: description.into(), reply: None }
+    Rejection {
+        code: Code::InvalidRequest,
+        description: description.into(),
+        reply: None,
+    }
 }
 
 /// Parameters that must appear at most once (RFC 6749 §3.1).
 const SINGLE_VALUED: &[&str] = &[
-    "response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "response_mode",
-    "prompt", "max_age", "login_hint", "id_token_hint", "code_challenge", "code_challenge_method",
-    "display", "ui_locales", "claims_locales", "acr_values", "request", "request_uri", "claims",
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "response_mode",
+    "prompt",
+    "max_age",
+    "login_hint",
+    "id_token_hint",
+    "code_challenge",
+    "code_challenge_method",
+    "display",
+    "ui_locales",
+    "claims_locales",
+    "acr_values",
+    "request",
+    "request_uri",
+    "claims",
 ];
 
-pub async fn validate(app: &App, params: &Params) -> Result<(Client, AuthorizationRequest), Rejection> {
+pub async fn validate(
+    app: &App,
+    params: &Params,
+) -> Result<(Client, AuthorizationRequest), Rejection> {
     let client = check_client(app, params).await?;
     let redirect_uri = check_redirect_uri(&client, params)?;
     let response_mode = match params.get("response_mode") {
@@ -71,7 +95,10 @@ pub async fn validate(app: &App, params: &Params) -> Result<(Client, Authorizati
     };
     let reply = ReplyTo {
         redirect_uri,
-        state: params.get("state").filter(|_| !params.is_duplicated("state")).map(str::to_owned),
+        state: params
+            .get("state")
+            .filter(|_| !params.is_duplicated("state"))
+            .map(str::to_owned),
         response_mode,
     };
     let reject = |code: Code, description: &str| Rejection {
@@ -86,13 +113,18 @@ pub async fn validate(app: &App, params: &Params) -> Result<(Client, Authorizati
         }
     }
     if let Some(name) = params.oversized() {
-        return Err(reject(Code::InvalidRequest, &format!("parameter {name} is too long")));
+        return Err(reject(
+            Code::InvalidRequest,
+            &format!("parameter {name} is too long"),
+        ));
     }
     check_request_object(params).map_err(|(code, d)| reject(code, d))?;
     check_response_type(params).map_err(|(code, d)| reject(code, d))?;
     let scope = check_scope(params).map_err(|(code, d)| reject(code, d))?;
-    let code_challenge = check_pkce(&client, params).map_err(|d| reject(Code::InvalidRequest, d))?;
-    let prompt = Prompt::parse(params.get("prompt")).map_err(|d| reject(Code::InvalidRequest, &d))?;
+    let code_challenge =
+        check_pkce(&client, params).map_err(|d| reject(Code::InvalidRequest, d))?;
+    let prompt =
+        Prompt::parse(params.get("prompt")).map_err(|d| reject(Code::InvalidRequest, &d))?;
     let max_age = check_max_age(params).map_err(|d| reject(Code::InvalidRequest, d))?;
     let hinted_subject =
         check_id_token_hint(app, params).map_err(|d| reject(Code::InvalidRequest, &d))?;
@@ -106,7 +138,9 @@ pub async fn validate(app: &App, params: &Params) -> Result<(Client, Authorizati
             code_challenge,
             prompt,
             max_age,
-            login_hint: params.get("login_hint").map(|h| h.chars().take(256).collect()),
+            login_hint: params
+                .get("login_hint")
+                .map(|h| h.chars().take(256).collect()),
             hinted_subject,
         },
     ))
@@ -138,7 +172,9 @@ fn check_redirect_uri(client: &Client, params: &Params) -> Result<String, Reject
         return Err(page("The redirect_uri parameter was sent more than once."));
     }
     // OIDC Core §3.1.2.1: redirect_uri is REQUIRED, even with one registered URI.
-    let uri = params.get("redirect_uri").ok_or_else(|| page("The redirect_uri parameter is missing."))?;
+    let uri = params
+        .get("redirect_uri")
+        .ok_or_else(|| page("The redirect_uri parameter is missing."))?;
     if !redirect_uri::is_registered(&client.redirect_uris, uri) {
         return Err(page(
             "The redirect URI in this request is not registered for this application, so Tessera will not send you there.",
@@ -158,7 +194,10 @@ fn check_single_values(params: &Params) -> Result<(), String> {
 /// conformance suite accepts as "rejected as unsupported".
 fn check_request_object(params: &Params) -> Result<(), (Code, &'static str)> {
     if params.contains("request") {
-        return Err((Code::RequestNotSupported, "request objects are not supported"));
+        return Err((
+            Code::RequestNotSupported,
+            "request objects are not supported",
+        ));
     }
     if params.contains("request_uri") {
         return Err((Code::RequestUriNotSupported, "request_uri is not supported"));
@@ -170,12 +209,19 @@ fn check_response_type(params: &Params) -> Result<(), (Code, &'static str)> {
     match params.get("response_type") {
         None => Err((Code::InvalidRequest, "response_type is required")),
         Some("code") => Ok(()),
-        Some(_) => Err((Code::UnsupportedResponseType, "only response_type=code is supported")),
+        Some(_) => Err((
+            Code::UnsupportedResponseType,
+            "only response_type=code is supported",
+        )),
     }
 }
 
 fn check_scope(params: &Params) -> Result<Scope, (Code, &'static str)> {
-    let scope = Scope::parse(params.get("scope").ok_or((Code::InvalidRequest, "scope is required"))?);
+    let scope = Scope::parse(
+        params
+            .get("scope")
+            .ok_or((Code::InvalidRequest, "scope is required"))?,
+    );
     if !scope.has("openid") {
         return Err((Code::InvalidScope, "scope must include openid"));
     }
@@ -212,7 +258,9 @@ fn check_max_age(params: &Params) -> Result<Option<i64>, &'static str> {
 
 /// §3.1.2.1: the hint is an ID token this issuer signed; an expired one is still a valid hint.
 fn check_id_token_hint(app: &App, params: &Params) -> Result<Option<String>, String> {
-    let Some(hint) = params.get("id_token_hint") else { return Ok(None) };
+    let Some(hint) = params.get("id_token_hint") else {
+        return Ok(None);
+    };
     let keys = app.keys.current();
     let (_, claims) = jws::verify(&keys, hint).map_err(|e| format!("id_token_hint: {e}"))?;
     if claims["iss"].as_str() != Some(app.config.issuer.as_str()) {

@@ -29,15 +29,18 @@ fn finish(issuer: &str, reply: &ReplyTo, params: &mut Vec<(String, String)>) -> 
     match reply.response_mode {
         ResponseMode::Query => {
             let Ok(mut url) = url::Url::parse(&reply.redirect_uri) else {
-                return crate::error::Error::Internal("registered redirect URI does not parse".into())
-                    .into_response();
+                return crate::error::Error::Internal(
+                    "registered redirect URI does not parse".into(),
+                )
+                .into_response();
             };
             url.query_pairs_mut().extend_pairs(params.iter());
             redirect(url.as_str())
         }
-        ResponseMode::FormPost => {
-            crate::ui::render(&FormPostPage { action: &reply.redirect_uri, fields: params })
-        }
+        ResponseMode::FormPost => crate::ui::render(&FormPostPage {
+            action: &reply.redirect_uri,
+            fields: params,
+        }),
     }
 }
 
@@ -47,7 +50,9 @@ pub fn redirect(location: &str) -> Response {
         Ok(v) => {
             let mut response = StatusCode::SEE_OTHER.into_response();
             response.headers_mut().insert(header::LOCATION, v);
-            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
         Err(_) => crate::error::Error::Internal("redirect location is not a header value".into())

@@ -13,8 +13,14 @@ use crate::store::{self, users};
 
 use super::issue::{self, Issue};
 
-pub async fn exchange(app: &App, client: &Client, params: &Params) -> Result<serde_json::Value, Error> {
-    let code = params.get("code").ok_or_else(|| Error::invalid_request("code is required"))?;
+pub async fn exchange(
+    app: &App,
+    client: &Client,
+    params: &Params,
+) -> Result<serde_json::Value, Error> {
+    let code = params
+        .get("code")
+        .ok_or_else(|| Error::invalid_request("code is required"))?;
     let redirect_uri = params
         .get("redirect_uri")
         .ok_or_else(|| Error::invalid_request("redirect_uri is required"))?;
@@ -25,18 +31,24 @@ pub async fn exchange(app: &App, client: &Client, params: &Params) -> Result<ser
             // RFC 6749 §4.1.2: a reused code SHOULD revoke the tokens issued from it.
             grants::revoke(&app.store, &row.grant_id, now).await?;
             tracing::warn!(client_id = %row.client_id, "authorization code reused; grant revoked");
-            return Err(Error::invalid_grant("the authorization code was already used"));
+            return Err(Error::invalid_grant(
+                "the authorization code was already used",
+            ));
         }
         Consumed::Unknown => return Err(Error::invalid_grant("the authorization code is invalid")),
     };
     if row.client_id != client.id {
-        return Err(Error::invalid_grant("the authorization code was issued to another client"));
+        return Err(Error::invalid_grant(
+            "the authorization code was issued to another client",
+        ));
     }
     if row.expires_at < now {
         return Err(Error::invalid_grant("the authorization code has expired"));
     }
     if row.redirect_uri != redirect_uri {
-        return Err(Error::invalid_grant("redirect_uri does not match the authorization request"));
+        return Err(Error::invalid_grant(
+            "redirect_uri does not match the authorization request",
+        ));
     }
     match (&row.code_challenge, params.get("code_verifier")) {
         (Some(challenge), Some(verifier)) if pkce::verify(challenge, verifier) => {}
@@ -44,7 +56,9 @@ pub async fn exchange(app: &App, client: &Client, params: &Params) -> Result<ser
         (Some(_), None) => return Err(Error::invalid_grant("code_verifier is required")),
         // RFC 9700 §2.1.1: a verifier without a challenge means the request was tampered with.
         (None, Some(_)) => {
-            return Err(Error::invalid_grant("code_verifier sent but no code_challenge was used"));
+            return Err(Error::invalid_grant(
+                "code_verifier sent but no code_challenge was used",
+            ));
         }
         (None, None) => {}
     }
@@ -68,7 +82,10 @@ pub async fn exchange(app: &App, client: &Client, params: &Params) -> Result<ser
     };
     grants::insert(&app.store, &grant).await.map_err(|e| {
         if e.is_unique_violation() {
-            Error::oauth(Code::InvalidGrant, "the authorization code was already used")
+            Error::oauth(
+                Code::InvalidGrant,
+                "the authorization code was already used",
+            )
         } else {
             e.into()
         }

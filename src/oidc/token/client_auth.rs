@@ -20,12 +20,18 @@ struct Presented {
 }
 
 fn from_basic_header(headers: &HeaderMap) -> Result<Option<Presented>, Error> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
     let malformed = || Error::InvalidClient("malformed Basic authorization header".into());
     let text = value.to_str().map_err(|_| malformed())?;
-    let Some((scheme, encoded)) = text.split_once(' ') else { return Err(malformed()) };
+    let Some((scheme, encoded)) = text.split_once(' ') else {
+        return Err(malformed());
+    };
     if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(Error::InvalidClient("unsupported authorization scheme".into()));
+        return Err(Error::InvalidClient(
+            "unsupported authorization scheme".into(),
+        ));
     }
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
@@ -43,10 +49,17 @@ fn from_basic_header(headers: &HeaderMap) -> Result<Option<Presented>, Error> {
     if id.is_empty() {
         return Err(malformed());
     }
-    Ok(Some(Presented { client_id: id, secret: Some(secret) }))
+    Ok(Some(Presented {
+        client_id: id,
+        secret: Some(secret),
+    }))
 }
 
-pub async fn authenticate(app: &App, headers: &HeaderMap, params: &Params) -> Result<Client, Error> {
+pub async fn authenticate(
+    app: &App,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Client, Error> {
     let basic = from_basic_header(headers)?;
     let presented = match basic {
         Some(p) => {
@@ -56,7 +69,9 @@ pub async fn authenticate(app: &App, headers: &HeaderMap, params: &Params) -> Re
                 ));
             }
             if params.get("client_id").is_some_and(|id| id != p.client_id) {
-                return Err(Error::invalid_request("client_id does not match the Basic credentials"));
+                return Err(Error::invalid_request(
+                    "client_id does not match the Basic credentials",
+                ));
             }
             p
         }

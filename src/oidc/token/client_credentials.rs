@@ -11,7 +11,11 @@ use crate::store::{self, encode_list};
 
 use super::issue::{self, Issue};
 
-pub async fn exchange(app: &App, client: &Client, params: &Params) -> Result<serde_json::Value, Error> {
+pub async fn exchange(
+    app: &App,
+    client: &Client,
+    params: &Params,
+) -> Result<serde_json::Value, Error> {
     if client.is_public() {
         return Err(Error::oauth(
             Code::UnauthorizedClient,

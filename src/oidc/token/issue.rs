@@ -58,10 +58,9 @@ pub async fn respond(app: &App, issue: Issue<'_>) -> Result<Value, Error> {
         ttl_secs: app.config.tokens.access_token_ttl_secs,
     });
     let id_input = match issue.user {
-        Some(user) if issue.scope.has("openid") => Some((
-            user.clone(),
-            crate::authn::can_reauthenticate(user),
-        )),
+        Some(user) if issue.scope.has("openid") => {
+            Some((user.clone(), crate::authn::can_reauthenticate(user)))
+        }
         _ => None,
     };
     let key = app.keys.current().active.clone();
@@ -81,7 +80,10 @@ pub async fn respond(app: &App, issue: Issue<'_>) -> Result<Value, Error> {
                 nonce: nonce.as_deref(),
                 auth_time: grant.auth_time.unwrap_or(now),
                 amr: &amr,
-                acr: grant.acr.as_deref().unwrap_or(crate::authn::ACR_SINGLE_FACTOR),
+                acr: grant
+                    .acr
+                    .as_deref()
+                    .unwrap_or(crate::authn::ACR_SINGLE_FACTOR),
                 sid: grant.session_id.as_deref(),
                 access_token: Some(&access_token),
                 now,

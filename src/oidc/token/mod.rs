@@ -17,11 +17,7 @@ use crate::app::{App, AppState};
 use crate::error::{Code, Error};
 use crate::http::params::Params;
 
-pub async fn handler(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub async fn handler(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     match handle(&app, &headers, &body).await {
         Ok(body) => {
             let mut response = Json(body).into_response();
@@ -38,7 +34,11 @@ pub fn is_form(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        })
 }
 
 async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<serde_json::Value, Error> {
@@ -49,13 +49,23 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<serde_jso
     }
     let params = Params::parse(body);
     if let Some(name) = params.duplicated_among(&[
-        "grant_type", "code", "redirect_uri", "code_verifier", "refresh_token", "scope",
-        "client_id", "client_secret",
+        "grant_type",
+        "code",
+        "redirect_uri",
+        "code_verifier",
+        "refresh_token",
+        "scope",
+        "client_id",
+        "client_secret",
     ]) {
-        return Err(Error::invalid_request(format!("parameter {name} was sent more than once")));
+        return Err(Error::invalid_request(format!(
+            "parameter {name} was sent more than once"
+        )));
     }
     if let Some(name) = params.oversized() {
-        return Err(Error::invalid_request(format!("parameter {name} is too long")));
+        return Err(Error::invalid_request(format!(
+            "parameter {name} is too long"
+        )));
     }
     let grant_type = params
         .get("grant_type")
@@ -65,6 +75,9 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<serde_jso
         "authorization_code" => authorization_code::exchange(app, &client, &params).await,
         "refresh_token" => refresh_token::exchange(app, &client, &params).await,
         "client_credentials" => client_credentials::exchange(app, &client, &params).await,
-        _ => Err(Error::oauth(Code::UnsupportedGrantType, "this grant type is not supported")),
+        _ => Err(Error::oauth(
+            Code::UnsupportedGrantType,
+            "this grant type is not supported",
+        )),
     }
 }

@@ -14,7 +14,11 @@ use crate::store::{self, users};
 
 use super::issue::{self, Issue};
 
-pub async fn exchange(app: &App, client: &Client, params: &Params) -> Result<serde_json::Value, Error> {
+pub async fn exchange(
+    app: &App,
+    client: &Client,
+    params: &Params,
+) -> Result<serde_json::Value, Error> {
     let token = params
         .get("refresh_token")
         .ok_or_else(|| Error::invalid_request("refresh_token is required"))?;
@@ -36,7 +40,9 @@ pub async fn exchange(app: &App, client: &Client, params: &Params) -> Result<ser
         .filter(|g| g.revoked_at.is_none() && g.expires_at >= now)
         .ok_or_else(|| Error::invalid_grant("the refresh token has been revoked"))?;
     if grant.client_id != client.id {
-        return Err(Error::invalid_grant("the refresh token was issued to another client"));
+        return Err(Error::invalid_grant(
+            "the refresh token was issued to another client",
+        ));
     }
     let user = match &grant.user_id {
         Some(id) => Some(
@@ -53,7 +59,10 @@ pub async fn exchange(app: &App, client: &Client, params: &Params) -> Result<ser
         Some(requested) => {
             let requested = Scope::parse(requested);
             if !requested.is_subset_of(&granted) {
-                return Err(Error::oauth(Code::InvalidScope, "scope exceeds the original grant"));
+                return Err(Error::oauth(
+                    Code::InvalidScope,
+                    "scope exceeds the original grant",
+                ));
             }
             requested
         }
