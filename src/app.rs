@@ -30,6 +30,8 @@ pub struct App {
     /// replicas and restarts (the demo client's secret).
     pub instance_key: Vec<u8>,
     pub discovery: crate::oidc::discovery::Prepared,
+    /// Outbound HTTP (back-channel logout): no redirects, bounded timeouts.
+    pub http: openidconnect::reqwest::Client,
 }
 
 pub type AppState = Arc<App>;
@@ -60,6 +62,12 @@ pub async fn build(config: Config) -> Result<AppState, String> {
         secure: config.is_https(),
     };
     let discovery = crate::oidc::discovery::Prepared::new(&config);
+    let http = openidconnect::reqwest::ClientBuilder::new()
+        .redirect(openidconnect::reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))?;
     let app = Arc::new(App {
         config,
         store,
@@ -68,6 +76,7 @@ pub async fn build(config: Config) -> Result<AppState, String> {
         default_org,
         instance_key,
         discovery,
+        http,
     });
     if app.config.demo {
         crate::demo::seed(&app).await?;
@@ -119,7 +128,8 @@ pub fn router(app: AppState) -> Router {
         .route("/readyz", get(crate::ops::readyz))
         .route("/static/{file}", get(crate::ops::static_file))
         .merge(crate::oidc::routes())
-        .merge(crate::ui::interaction::routes());
+        .merge(crate::ui::interaction::routes())
+        .merge(crate::ui::account::routes());
     if app.config.demo {
         router = router.nest("/demo", crate::demo::routes());
     }

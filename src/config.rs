@@ -34,6 +34,8 @@ pub struct Config {
     pub rate_limits: RateLimitSettings,
     /// Name of the reauthentication claim in ID tokens and userinfo.
     pub reauthentication_claim: String,
+    /// The demo app's freshness window for its sensitive operation (seconds since `auth_time`).
+    pub demo_reauthenticate_after_secs: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -85,6 +87,7 @@ impl Default for Config {
             sessions: SessionSettings::default(),
             rate_limits: RateLimitSettings::default(),
             reauthentication_claim: "can_reauthenticate".into(),
+            demo_reauthenticate_after_secs: 300,
         }
     }
 }
@@ -176,6 +179,14 @@ impl Config {
         if let Some(v) = get("TESSERA_LOG") {
             self.log_level = v;
         }
+        if let Some(v) = get("TESSERA_REAUTHENTICATION_CLAIM") {
+            self.reauthentication_claim = v;
+        }
+        if let Some(v) = get("TESSERA_DEMO_REAUTHENTICATE_AFTER_SECS") {
+            self.demo_reauthenticate_after_secs = v
+                .parse()
+                .map_err(|_| format!("TESSERA_DEMO_REAUTHENTICATE_AFTER_SECS: not a number: {v}"))?;
+        }
         Ok(())
     }
 
@@ -200,6 +211,16 @@ impl Config {
         self.issuer = self.issuer.trim_end_matches('/').to_owned();
         if let Some(key) = &self.master_key {
             crate::security::master_key::MasterKey::from_base64(key)?;
+        }
+        let claim_ok = !self.reauthentication_claim.is_empty()
+            && self.reauthentication_claim.len() <= 128
+            && !self.reauthentication_claim.chars().any(|c| c.is_control() || c == '"');
+        const RESERVED: &[&str] = &[
+            "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid",
+            "at_hash", "name", "email", "email_verified", "scope", "client_id", "jti",
+        ];
+        if !claim_ok || RESERVED.contains(&self.reauthentication_claim.as_str()) {
+            return Err("reauthentication_claim must be a printable claim name that no standard claim uses".into());
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return Err(format!(

@@ -31,6 +31,7 @@ pub enum Code {
     RegistrationNotSupported,
     InvalidToken,
     InsufficientScope,
+    UnsupportedTokenType,
 }
 
 impl Code {
@@ -55,6 +56,7 @@ impl Code {
             Code::RegistrationNotSupported => "registration_not_supported",
             Code::InvalidToken => "invalid_token",
             Code::InsufficientScope => "insufficient_scope",
+            Code::UnsupportedTokenType => "unsupported_token_type",
         }
     }
 }

@@ -62,6 +62,9 @@ pub struct ClientCreate {
     public: bool,
     #[arg(long = "post-logout-redirect-uri")]
     post_logout_redirect_uris: Vec<String>,
+    /// Back-Channel Logout: where Tessera POSTs logout tokens when a session ends.
+    #[arg(long = "backchannel-logout-uri")]
+    backchannel_logout_uri: Option<String>,
     /// Organization slug.
     #[arg(long, default_value = orgs::DEFAULT_ORG_SLUG)]
     org: String,
@@ -137,6 +140,7 @@ async fn client(store: &Store, command: ClientCommand) -> Result<serde_json::Val
                     public: c.public,
                     id: None,
                     secret: None,
+                    backchannel_logout_uri: c.backchannel_logout_uri.as_deref(),
                 },
             )
             .await?;
@@ -157,6 +161,7 @@ async fn client(store: &Store, command: ClientCommand) -> Result<serde_json::Val
                         "public": c.is_public(),
                         "redirect_uris": c.redirect_uris,
                         "post_logout_redirect_uris": c.post_logout_redirect_uris,
+                    "backchannel_logout_uri": c.backchannel_logout_uri,
                         "created_at": c.created_at,
                     }))
                     .collect::<Vec<_>>()

@@ -19,6 +19,8 @@ pub struct NewClient<'a> {
     pub id: Option<&'a str>,
     /// A fixed secret (the demo client); a random one otherwise.
     pub secret: Option<String>,
+    /// Back-Channel Logout 1.0: where logout tokens are POSTed.
+    pub backchannel_logout_uri: Option<&'a str>,
 }
 
 /// Registers a client; returns its id and, for a confidential client, the secret, which is
@@ -40,6 +42,9 @@ pub async fn create_client(
     {
         validate_for_registration(uri)?;
     }
+    if let Some(uri) = new.backchannel_logout_uri {
+        validate_backchannel_uri(uri)?;
+    }
     let id = new.id.map(str::to_owned).unwrap_or_else(random_id);
     let secret = if new.public {
         None
@@ -54,6 +59,8 @@ pub async fn create_client(
         redirect_uris: encode_list(new.redirect_uris),
         post_logout_redirect_uris: encode_list(new.post_logout_redirect_uris),
         created_at: store::now(),
+        backchannel_logout_uri: new.backchannel_logout_uri.map(str::to_owned),
+        backchannel_logout_session_required: true,
     };
     clients::insert(store, &row).await.map_err(|e| {
         if e.is_unique_violation() {
@@ -121,5 +128,19 @@ fn looks_like_email(email: &str) -> bool {
                 && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         }
         None => false,
+    }
+}
+
+/// Back-Channel Logout 1.0 §2.2: an absolute http(s) URI without a fragment; plain http only
+/// for loopback hosts.
+fn validate_backchannel_uri(uri: &str) -> Result<(), String> {
+    let url = url::Url::parse(uri).map_err(|e| format!("{uri}: not an absolute URI ({e})"))?;
+    if url.fragment().is_some() {
+        return Err(format!("{uri}: a back-channel logout URI must not contain a fragment"));
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if crate::config::is_loopback_host(url.host_str().unwrap_or("")) => Ok(()),
+        _ => Err(format!("{uri}: a back-channel logout URI must be https (http only for loopback)")),
     }
 }

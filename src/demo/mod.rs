@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
@@ -21,7 +21,7 @@ use tokio::sync::OnceCell;
 use crate::app::{App, AppState};
 use crate::error::{Error, PageError};
 use crate::security::{b64url, b64url_decode, constant_time_eq, hmac_sha256};
-use crate::store::{clients, users};
+use crate::store::{self, clients, users};
 
 pub mod views;
 
@@ -96,6 +96,7 @@ pub async fn seed(app: &App) -> Result<(), String> {
                 public: false,
                 id: Some(DEMO_CLIENT_ID),
                 secret: Some(secret),
+                backchannel_logout_uri: None,
             },
         )
         .await
@@ -116,6 +117,7 @@ pub fn routes() -> Router<AppState> {
         .route("/login", get(login))
         .route("/callback", get(callback))
         .route("/logout", post(logout))
+        .route("/sensitive", post(sensitive))
 }
 
 type DemoClient = CoreClient<
@@ -165,12 +167,34 @@ struct Flow {
     state: String,
     nonce: String,
     verifier: String,
+    /// Set when the sign-in was a reauthentication for the sensitive operation.
+    #[serde(default)]
+    sensitive: bool,
+    #[serde(default)]
+    auth_time_before: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize)]
 pub struct DemoSession {
     pub claims: serde_json::Map<String, serde_json::Value>,
     pub id_token: String,
+    #[serde(default)]
+    pub operation: Option<Operation>,
+}
+
+/// The outcome of the demo's sensitive operation, shown on the page.
+#[derive(Serialize, Deserialize, Clone)]
+pub struct Operation {
+    pub performed_at: i64,
+    pub auth_time_before: Option<i64>,
+    pub auth_time_after: i64,
+    pub reauthenticated: bool,
+}
+
+impl DemoSession {
+    pub fn auth_time(&self) -> i64 {
+        self.claims.get("auth_time").and_then(|v| v.as_i64()).unwrap_or(0)
+    }
 }
 
 fn seal(app: &App, value: &impl Serialize) -> String {
@@ -217,6 +241,7 @@ async fn home(State(app): State<AppState>, headers: HeaderMap) -> Response {
     crate::ui::render(&views::DemoPage::new(
         session.as_ref(),
         &app.config.reauthentication_claim,
+        app.config.demo_reauthenticate_after_secs,
     ))
 }
 
@@ -227,9 +252,23 @@ struct LoginQuery {
 
 async fn login(
     State(app): State<AppState>,
+    headers: HeaderMap,
     Query(q): Query<LoginQuery>,
 ) -> Result<Response, PageError> {
-    let rp = relying_party(&app).await?;
+    let current: Option<DemoSession> =
+        read_cookie(&headers, SESSION_COOKIE).and_then(|c| unseal(&app, &c));
+    start_sign_in(&app, q.prompt.as_deref() == Some("login"), current.as_ref(), false).await
+}
+
+/// Sends the browser to Tessera. A reauthentication passes the current ID token as
+/// `id_token_hint`, so Tessera refuses a silent switch to another account.
+async fn start_sign_in(
+    app: &App,
+    force_login: bool,
+    current: Option<&DemoSession>,
+    sensitive: bool,
+) -> Result<Response, PageError> {
+    let rp = relying_party(app).await?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut request = rp
         .client
@@ -242,19 +281,24 @@ async fn login(
         .add_scope(Scope::new("email".into()))
         .add_scope(Scope::new("offline_access".into()))
         .set_pkce_challenge(challenge);
-    if q.prompt.as_deref() == Some("login") {
+    if force_login {
         request = request.add_extra_param("prompt", "login");
+        if let Some(session) = current {
+            request = request.add_extra_param("id_token_hint", session.id_token.clone());
+        }
     }
     let (url, state, nonce) = request.url();
     let flow = Flow {
         state: state.secret().clone(),
         nonce: nonce.secret().clone(),
         verifier: verifier.secret().clone(),
+        sensitive,
+        auth_time_before: current.map(DemoSession::auth_time),
     };
     let mut response = crate::oidc::authorize::response::redirect(url.as_str());
     response.headers_mut().append(
         header::SET_COOKIE,
-        cookie(&app, FLOW_COOKIE, &seal(&app, &flow), 600),
+        cookie(app, FLOW_COOKIE, &seal(app, &flow), 600),
     );
     Ok(response)
 }
@@ -317,10 +361,19 @@ async fn callback(
         .and_then(b64url_decode)
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(|| refused("The ID token payload is not JSON.".into()))?;
-    let session = DemoSession {
-        claims,
-        id_token: raw,
-    };
+    let mut session = DemoSession { claims, id_token: raw, operation: None };
+    if flow.sensitive {
+        // The backend check before a sensitive operation, satisfied by the fresh sign-in.
+        let now = store::now();
+        if now - session.auth_time() <= app.config.demo_reauthenticate_after_secs {
+            session.operation = Some(Operation {
+                performed_at: now,
+                auth_time_before: flow.auth_time_before,
+                auth_time_after: session.auth_time(),
+                reauthenticated: true,
+            });
+        }
+    }
     let mut response = crate::oidc::authorize::response::redirect("/demo");
     let h = response.headers_mut();
     h.append(
@@ -331,10 +384,49 @@ async fn callback(
     Ok(response)
 }
 
-async fn logout(State(app): State<AppState>) -> Response {
+/// The sensitive operation: performed only when the user authenticated within the window;
+/// otherwise the user is sent through `prompt=login` first.
+async fn sensitive(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
+    let Some(mut session) =
+        read_cookie(&headers, SESSION_COOKIE).and_then(|c| unseal::<DemoSession>(&app, &c))
+    else {
+        return start_sign_in(&app, false, None, false).await;
+    };
+    let now = store::now();
+    if now - session.auth_time() > app.config.demo_reauthenticate_after_secs {
+        return start_sign_in(&app, true, Some(&session), true).await;
+    }
+    session.operation = Some(Operation {
+        performed_at: now,
+        auth_time_before: Some(session.auth_time()),
+        auth_time_after: session.auth_time(),
+        reauthenticated: false,
+    });
     let mut response = crate::oidc::authorize::response::redirect("/demo");
     response
         .headers_mut()
+        .append(header::SET_COOKIE, cookie(&app, SESSION_COOKIE, &seal(&app, &session), 3600));
+    Ok(response)
+}
+
+/// Signs out of the demo and of Tessera (RP-Initiated Logout with `id_token_hint`).
+async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let session: Option<DemoSession> =
+        read_cookie(&headers, SESSION_COOKIE).and_then(|c| unseal(&app, &c));
+    let target = match session {
+        Some(s) => {
+            let mut url = url::Url::parse(&app.config.endpoint("/logout")).expect("issuer URL");
+            url.query_pairs_mut()
+                .append_pair("id_token_hint", &s.id_token)
+                .append_pair("post_logout_redirect_uri", &app.config.endpoint("/demo"))
+                .append_pair("state", &crate::security::random_id());
+            url.to_string()
+        }
+        None => "/demo".to_owned(),
+    };
+    let mut response = crate::oidc::authorize::response::redirect(&target);
+    response
+        .headers_mut()
         .append(header::SET_COOKIE, cookie(&app, SESSION_COOKIE, "", 0));
-    response.into_response()
+    response
 }

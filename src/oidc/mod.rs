@@ -2,7 +2,10 @@
 
 pub mod authorize;
 pub mod discovery;
+pub mod end_session;
+pub mod introspect;
 pub mod jwks;
+pub mod revoke;
 pub mod scope;
 pub mod token;
 pub mod userinfo;
@@ -23,6 +26,10 @@ pub fn routes() -> Router<AppState> {
         .route("/authorize/resume", get(authorize::resume_handler))
         .route("/token", post(token::handler))
         .route("/userinfo", get(userinfo::handler).post(userinfo::handler))
+        .route("/revoke", post(revoke::handler))
+        .route("/introspect", post(introspect::handler))
+        .route("/logout", get(end_session::handler).post(end_session::handler))
+        .route("/logout/confirm", post(end_session::confirm))
 }
 
 /// Answers `If-None-Match` with 304 and otherwise sends prepared bytes with validators.

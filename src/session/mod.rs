@@ -2,6 +2,8 @@
 //! whose digest is the lookup key. Each session records how and when the user last proved
 //! presence (`auth_time`, `amr`, `acr`), which is what ID tokens and `prompt`/`max_age` read.
 
+pub mod logout;
+
 use axum::http::{HeaderMap, HeaderValue};
 
 use crate::app::App;

@@ -17,6 +17,8 @@ pub struct ClientRow {
     pub redirect_uris: String,
     pub post_logout_redirect_uris: String,
     pub created_at: i64,
+    pub backchannel_logout_uri: Option<String>,
+    pub backchannel_logout_session_required: bool,
 }
 
 /// A client as the protocol code sees it.
@@ -29,6 +31,8 @@ pub struct Client {
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
     pub created_at: i64,
+    pub backchannel_logout_uri: Option<String>,
+    pub backchannel_logout_session_required: bool,
 }
 
 impl Client {
@@ -48,6 +52,8 @@ impl TryFrom<ClientRow> for Client {
             name: row.name,
             secret_hash: row.secret_hash,
             created_at: row.created_at,
+            backchannel_logout_uri: row.backchannel_logout_uri,
+            backchannel_logout_session_required: row.backchannel_logout_session_required,
         })
     }
 }
@@ -112,4 +118,23 @@ pub async fn update_registration(
             .await?;
         Ok(())
     })
+}
+
+/// The clients that received tokens in a session: who must hear of its end.
+pub async fn with_grants_in_session(store: &Store, session_id: &str) -> StoreResult<Vec<Client>> {
+    use super::schema::grants;
+    let rows: Vec<ClientRow> = with_conn!(store, |conn| {
+        clients::table
+            .filter(
+                clients::id.eq_any(
+                    grants::table
+                        .filter(grants::session_id.eq(session_id))
+                        .select(grants::client_id),
+                ),
+            )
+            .select(ClientRow::as_select())
+            .load(conn)
+            .await?
+    });
+    rows.into_iter().map(Client::try_from).collect()
 }

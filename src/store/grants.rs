@@ -73,3 +73,17 @@ pub async fn purge_ended(store: &Store, now: i64, keep_secs: i64) -> StoreResult
         .await?)
     })
 }
+
+/// Revokes every grant of a user ("sign out everywhere").
+pub async fn revoke_all_for_user(store: &Store, user_id: &str, now: i64) -> StoreResult<usize> {
+    with_conn!(store, |conn| {
+        Ok(diesel::update(
+            grants::table
+                .filter(grants::user_id.eq(user_id))
+                .filter(grants::revoked_at.is_null()),
+        )
+        .set(grants::revoked_at.eq(Some(now)))
+        .execute(conn)
+        .await?)
+    })
+}

@@ -57,3 +57,14 @@ pub async fn use_once(store: &Store, token_hash: &str, now: i64) -> StoreResult<
         })
     })
 }
+
+pub async fn find(store: &Store, token_hash: &str) -> StoreResult<Option<RefreshTokenRow>> {
+    with_conn!(store, |conn| {
+        Ok(refresh_tokens::table
+            .find(token_hash)
+            .select(RefreshTokenRow::as_select())
+            .first(conn)
+            .await
+            .optional()?)
+    })
+}

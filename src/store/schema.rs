@@ -39,6 +39,8 @@ diesel::table! {
         redirect_uris -> Text,
         post_logout_redirect_uris -> Text,
         created_at -> BigInt,
+        backchannel_logout_uri -> Nullable<Text>,
+        backchannel_logout_session_required -> Bool,
     }
 }
 

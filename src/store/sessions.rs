@@ -146,3 +146,18 @@ pub async fn purge_ended(store: &Store, now: i64, keep_secs: i64) -> StoreResult
         .await?)
     })
 }
+
+/// The user's live sessions, most recently used first (the account page's list).
+pub async fn list_live_for_user(store: &Store, user_id: &str, now: i64) -> StoreResult<Vec<SessionRow>> {
+    with_conn!(store, |conn| {
+        Ok(sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::expires_at.gt(now))
+            .filter(sessions::absolute_expires_at.gt(now))
+            .order(sessions::last_seen_at.desc())
+            .select(SessionRow::as_select())
+            .load(conn)
+            .await?)
+    })
+}

@@ -5,5 +5,6 @@ pub mod access_token;
 pub mod id_token;
 pub mod jws;
 pub mod keys;
+pub mod lookup;
 
 pub use keys::Keys;

@@ -1,6 +1,7 @@
 //! The hosted pages people see: sign-in, account choice, consent, errors. Handlers here
 //! turn form posts into calls to `authn` and `session`; the view structs live in `views`.
 
+pub mod account;
 pub mod interaction;
 pub mod views;
 
