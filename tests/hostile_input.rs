@@ -240,11 +240,16 @@ async fn hostile_requests_get_specific_errors_and_no_5xx() {
         if let Some(ct) = c.content_type {
             request = request.header("content-type", ct);
         }
-        let response = request
-            .body(c.body.clone())
-            .send()
-            .await
-            .expect("server answers");
+        let response = match request.body(c.body.clone()).send().await {
+            Ok(r) => r,
+            // The server answers 413 from the Content-Length alone and closes the connection
+            // without reading the body, so the client may still be writing when it goes.
+            Err(e) if c.expect == 413 && e.is_request() => {
+                sent += 1;
+                continue;
+            }
+            Err(e) => panic!("{} {}: {e}", c.method, &c.path[..c.path.len().min(120)]),
+        };
         let status = response.status().as_u16();
         let location = response
             .headers()

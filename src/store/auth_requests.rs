@@ -36,6 +36,9 @@ pub async fn find_live(
     id: &str,
     now: i64,
 ) -> StoreResult<Option<PendingRequestRow>> {
+    if !super::storable(id) {
+        return Ok(None);
+    }
     with_conn!(store, |conn| {
         Ok(authorization_requests::table
             .find(id)

@@ -69,6 +69,9 @@ pub async fn insert(store: &Store, row: &ClientRow) -> StoreResult<()> {
 }
 
 pub async fn find(store: &Store, id: &str) -> StoreResult<Option<Client>> {
+    if !super::storable(id) {
+        return Ok(None);
+    }
     let row: Option<ClientRow> = with_conn!(store, |conn| {
         clients::table
             .find(id)

@@ -239,6 +239,12 @@ fn check_sqlite_writable(path: &str) -> Result<(), String> {
         .map_err(|e| format!("SQLite database {path} is not writable or is locked: {e}"))
 }
 
+/// PostgreSQL text cannot hold NUL, so a key containing one can match no row on either
+/// backend: lookups of caller-supplied keys answer "not found" instead of a database error.
+pub(crate) fn storable(key: &str) -> bool {
+    !key.contains('\0')
+}
+
 pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -39,6 +39,9 @@ pub async fn find(store: &Store, id: &str) -> StoreResult<Option<Organization>> 
 }
 
 pub async fn find_by_slug(store: &Store, slug: &str) -> StoreResult<Option<Organization>> {
+    if !super::storable(slug) {
+        return Ok(None);
+    }
     with_conn!(store, |conn| {
         Ok(organizations::table
             .filter(organizations::slug.eq(slug))

@@ -57,6 +57,9 @@ pub async fn find_live_by_secret(
 }
 
 pub async fn find(store: &Store, id: &str) -> StoreResult<Option<SessionRow>> {
+    if !super::storable(id) {
+        return Ok(None);
+    }
     with_conn!(store, |conn| {
         Ok(sessions::table
             .find(id)

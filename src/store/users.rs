@@ -42,6 +42,9 @@ pub async fn insert(store: &Store, user: &User) -> StoreResult<()> {
 }
 
 pub async fn find(store: &Store, id: &str) -> StoreResult<Option<User>> {
+    if !super::storable(id) {
+        return Ok(None);
+    }
     with_conn!(store, |conn| {
         Ok(users::table
             .find(id)
@@ -54,6 +57,9 @@ pub async fn find(store: &Store, id: &str) -> StoreResult<Option<User>> {
 
 pub async fn find_by_email(store: &Store, org_id: &str, email: &str) -> StoreResult<Option<User>> {
     let normalized = normalize_email(email);
+    if !super::storable(&normalized) || !super::storable(org_id) {
+        return Ok(None);
+    }
     with_conn!(store, |conn| {
         Ok(users::table
             .filter(users::org_id.eq(org_id))

@@ -94,6 +94,7 @@ impl TestServer {
                 public,
                 id: None,
                 secret: None,
+                backchannel_logout_uri: None,
             },
         )
         .await

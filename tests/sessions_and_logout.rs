@@ -1,0 +1,410 @@
+//! Sessions, logout and the token lifecycle: RP-initiated and back-channel logout, the
+//! account page's session list, sign out everywhere, revocation (RFC 7009), introspection
+//! (RFC 7662), and the reauthentication claim.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::routing::post;
+use common::{Browser, Landing, PASSWORD, TestServer, authorize_url, claims_of, exchange, plain_client, token_request};
+
+const REDIRECT: &str = "https://rp.example.com/cb";
+const AFTER_LOGOUT: &str = "https://rp.example.com/signed-out";
+
+/// Signs `email` in through a fresh browser and returns it with the token response.
+async fn sign_in(server: &TestServer, client_id: &str, secret: Option<&str>, email: &str) -> (Browser, serde_json::Value) {
+    let browser = Browser::new(&server.url);
+    let (url, verifier) = authorize_url(server, client_id, REDIRECT, &[]);
+    let q = browser.authorize(&url, email, PASSWORD).await.params();
+    let (status, body) = exchange(server, client_id, secret, &q["code"], REDIRECT, &verifier).await;
+    assert_eq!(status, 200, "{body}");
+    (browser, body)
+}
+
+async fn refresh(server: &TestServer, client_id: &str, secret: &str, token: &str) -> (u16, serde_json::Value) {
+    token_request(
+        server,
+        &[("grant_type", "refresh_token"), ("refresh_token", token), ("client_id", client_id), ("client_secret", secret)],
+    )
+    .await
+}
+
+async fn client_with_logout(server: &TestServer, backchannel: Option<&str>) -> (String, String) {
+    let (id, secret) = tessera::admin::create_client(
+        &server.app().store,
+        tessera::admin::NewClient {
+            org_id: &server.app().default_org.id,
+            name: "Logout app",
+            redirect_uris: &[REDIRECT.to_owned()],
+            post_logout_redirect_uris: &[AFTER_LOGOUT.to_owned()],
+            public: false,
+            id: None,
+            secret: None,
+            backchannel_logout_uri: backchannel,
+        },
+    )
+    .await
+    .unwrap();
+    (id, secret.unwrap())
+}
+
+/// A relying party's back-channel logout endpoint, recording every logout token it receives.
+struct Receiver {
+    url: String,
+    tokens: Arc<Mutex<Vec<String>>>,
+}
+
+async fn receiver() -> Receiver {
+    let tokens: Arc<Mutex<Vec<String>>> = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/backchannel",
+            post(|State(t): State<Arc<Mutex<Vec<String>>>>, body: String| async move {
+                let token = form_urlencoded::parse(body.as_bytes())
+                    .find(|(k, _)| k == "logout_token")
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default();
+                t.lock().unwrap().push(token);
+                axum::http::StatusCode::OK
+            }),
+        )
+        .with_state(tokens.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/backchannel", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Receiver { url, tokens }
+}
+
+impl Receiver {
+    async fn wait_for(&self, n: usize) -> Vec<String> {
+        for _ in 0..100 {
+            let got = self.tokens.lock().unwrap().clone();
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("expected {n} logout tokens, got {}", self.tokens.lock().unwrap().len());
+    }
+}
+
+/// Verifies a logout token as a relying party would: RS256 signature against the JWKS
+/// published by the issuer (fetched over HTTP, checked with aws-lc-rs directly), then the
+/// claims of Back-Channel Logout 1.0 §2.6.
+async fn verify_logout_token(server: &TestServer, token: &str, client_id: &str, sid: &str) -> serde_json::Value {
+    let jwks: serde_json::Value = server.get("/jwks").await.json().await.unwrap();
+    let header = common::header_of(token);
+    assert_eq!(header["alg"], "RS256");
+    assert_eq!(header["typ"], "logout+jwt");
+    let key = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == header["kid"]).expect("kid in JWKS");
+    let decode = |f: &str| tessera::security::b64url_decode(key[f].as_str().unwrap()).unwrap();
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    aws_lc_rs::signature::RsaPublicKeyComponents { n: decode("n"), e: decode("e") }
+        .verify(
+            &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+            signed.as_bytes(),
+            &tessera::security::b64url_decode(signature).unwrap(),
+        )
+        .expect("logout token signature verifies");
+    let claims = claims_of(token);
+    assert_eq!(claims["iss"], server.issuer().as_str());
+    assert_eq!(claims["aud"], client_id);
+    assert_eq!(claims["sid"], sid);
+    assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
+    assert!(claims.get("nonce").is_none(), "§2.4: a logout token never carries a nonce");
+    assert!(claims["jti"].is_string() && claims["iat"].is_i64() && claims["exp"].is_i64());
+    claims
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rp_initiated_logout_with_a_tied_hint_ends_the_session_and_notifies_clients() {
+    let server = TestServer::start().await;
+    let rx = receiver().await;
+    let (client_id, secret) = client_with_logout(&server, Some(&rx.url)).await;
+    server.user("lo@example.com").await;
+    let (browser, tokens) = sign_in(&server, &client_id, Some(&secret), "lo@example.com").await;
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let sid = claims_of(id_token)["sid"].as_str().unwrap().to_owned();
+
+    let mut url = url::Url::parse(&format!("{}/logout", server.url)).unwrap();
+    url.query_pairs_mut()
+        .append_pair("id_token_hint", id_token)
+        .append_pair("post_logout_redirect_uri", AFTER_LOGOUT)
+        .append_pair("state", "bye");
+    let response = browser.http.get(url.as_str()).send().await.unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], format!("{AFTER_LOGOUT}?state=bye").as_str());
+
+    let tokens_received = rx.wait_for(1).await;
+    let claims = verify_logout_token(&server, &tokens_received[0], &client_id, &sid).await;
+    assert_eq!(claims["sub"], claims_of(id_token)["sub"]);
+
+    // The session is gone: prompt=none now needs a sign-in, and the refresh token is dead.
+    let (url, _) = authorize_url(&server, &client_id, REDIRECT, &[("prompt", "none")]);
+    assert_eq!(browser.follow(&url).await.params()["error"], "login_required");
+    let (status, body) = refresh(&server, &client_id, &secret, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_refuses_unregistered_redirects_and_confirms_untied_requests() {
+    let server = TestServer::start().await;
+    let (client_id, secret) = client_with_logout(&server, None).await;
+    server.user("lc@example.com").await;
+    let (browser, tokens) = sign_in(&server, &client_id, Some(&secret), "lc@example.com").await;
+    let id_token = tokens["id_token"].as_str().unwrap();
+
+    for bad in ["https://evil.example.com/", "https://rp.example.com/signed-out/", "https://rp.example.com/cb"] {
+        let mut url = url::Url::parse(&format!("{}/logout", server.url)).unwrap();
+        url.query_pairs_mut().append_pair("id_token_hint", id_token).append_pair("post_logout_redirect_uri", bad);
+        let response = browser.http.get(url.as_str()).send().await.unwrap();
+        assert_eq!(response.status(), 400, "{bad}");
+        assert!(response.headers().get("location").is_none(), "no open redirect through logout");
+    }
+    // A redirect without any way to name the client is refused too.
+    let response = browser
+        .http
+        .get(format!("{}/logout?post_logout_redirect_uri={AFTER_LOGOUT}", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+
+    // Without a hint the person is asked; the session survives until they confirm.
+    let page = browser
+        .http
+        .get(format!("{}/logout?client_id={client_id}&post_logout_redirect_uri={AFTER_LOGOUT}&state=s", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("Sign out?") && page.contains("lc@example.com"));
+    let (url, _) = authorize_url(&server, &client_id, REDIRECT, &[("prompt", "none")]);
+    assert!(browser.follow(&url).await.params().contains_key("code"), "still signed in");
+
+    let csrf = common::hidden(&page, "csrf");
+    let forged = browser
+        .http
+        .post(format!("{}/logout/confirm", server.url))
+        .form(&[("csrf", "forged"), ("decision", "logout")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let confirmed = browser
+        .http
+        .post(format!("{}/logout/confirm", server.url))
+        .form(&[("csrf", csrf.as_str()), ("decision", "logout"), ("client_id", &client_id), ("post_logout_redirect_uri", AFTER_LOGOUT), ("state", "s")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirmed.status(), 303);
+    assert_eq!(confirmed.headers()["location"], format!("{AFTER_LOGOUT}?state=s").as_str());
+    let (url, _) = authorize_url(&server, &client_id, REDIRECT, &[("prompt", "none")]);
+    assert_eq!(browser.follow(&url).await.params()["error"], "login_required");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn account_page_lists_sessions_and_ending_one_revokes_its_tokens() {
+    let server = TestServer::start().await;
+    let rx = receiver().await;
+    let (client_id, secret) = client_with_logout(&server, Some(&rx.url)).await;
+    server.user("acct@example.com").await;
+    let (laptop, _) = sign_in(&server, &client_id, Some(&secret), "acct@example.com").await;
+    let (phone, phone_tokens) = sign_in(&server, &client_id, Some(&secret), "acct@example.com").await;
+    let phone_sid = claims_of(phone_tokens["id_token"].as_str().unwrap())["sid"].as_str().unwrap().to_owned();
+
+    let page = laptop.http.get(format!("{}/account", server.url)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("acct@example.com"));
+    assert_eq!(page.matches("data-session=").count(), 2, "both sessions listed");
+    assert!(page.contains(&format!("data-session=\"{phone_sid}\"")));
+    let csrf = common::hidden(&page, "csrf");
+    let ended = laptop
+        .http
+        .post(format!("{}/account/sessions/end", server.url))
+        .form(&[("csrf", csrf.as_str()), ("session", phone_sid.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), 303);
+    let (status, _) = refresh(&server, &client_id, &secret, phone_tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 400, "the ended session's refresh tokens are revoked");
+    verify_logout_token(&server, &rx.wait_for(1).await[0], &client_id, &phone_sid).await;
+    let (url, _) = authorize_url(&server, &client_id, REDIRECT, &[("prompt", "none")]);
+    assert_eq!(phone.follow(&url).await.params()["error"], "login_required");
+    assert!(laptop.follow(&url).await.params().contains_key("code"), "the other session lives on");
+
+    // Another user's session cannot be ended from this account.
+    server.user("other@example.com").await;
+    let (_, other_tokens) = sign_in(&server, &client_id, Some(&secret), "other@example.com").await;
+    let other_sid = claims_of(other_tokens["id_token"].as_str().unwrap())["sid"].as_str().unwrap().to_owned();
+    let refused = laptop
+        .http
+        .post(format!("{}/account/sessions/end", server.url))
+        .form(&[("csrf", csrf.as_str()), ("session", other_sid.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+
+    // Sign out everywhere ends the rest.
+    let all = laptop
+        .http
+        .post(format!("{}/account/sign-out-everywhere", server.url))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(all.status(), 200);
+    assert_eq!(laptop.follow(&url).await.params()["error"], "login_required");
+    let (status, _) = refresh(&server, &client_id, &secret, other_tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "other users are untouched");
+    let response = laptop.http.get(format!("{}/account", server.url)).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revocation_per_rfc7009() {
+    let server = TestServer::start().await;
+    let (client_id, secret) = server.client(false, REDIRECT).await;
+    let (other_id, other_secret) = server.client(false, REDIRECT).await;
+    let secret = secret.unwrap();
+    server.user("rv@example.com").await;
+    let (_, tokens) = sign_in(&server, &client_id, Some(&secret), "rv@example.com").await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    let revoke = |form: Vec<(&'static str, String)>| {
+        let url = format!("{}/revoke", server.url);
+        async move { plain_client().post(url).form(&form).send().await.unwrap() }
+    };
+
+    // Another client cannot revoke it (and learns nothing: 200).
+    let r = revoke(vec![("token", refresh_token.into()), ("client_id", other_id.clone()), ("client_secret", other_secret.clone().unwrap())]).await;
+    assert_eq!(r.status(), 200);
+    let (status, body) = refresh(&server, &client_id, &secret, refresh_token).await;
+    assert_eq!(status, 200, "{body}");
+    let refresh_token = body["refresh_token"].as_str().unwrap().to_owned();
+    let access = body["access_token"].as_str().unwrap_or(access).to_owned();
+
+    let r = revoke(vec![("token", "garbage".into()), ("client_id", client_id.clone()), ("client_secret", secret.clone())]).await;
+    assert_eq!(r.status(), 200, "unknown tokens are not an error (§2.2)");
+    let r = revoke(vec![("token", refresh_token.clone()), ("token_type_hint", "id_token".into()), ("client_id", client_id.clone()), ("client_secret", secret.clone())]).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"], "unsupported_token_type");
+    let r = revoke(vec![("token", refresh_token.clone()), ("client_id", client_id.clone()), ("client_secret", "wrong".into())]).await;
+    assert_eq!(r.status(), 401);
+
+    let r = revoke(vec![("token", refresh_token.clone()), ("token_type_hint", "refresh_token".into()), ("client_id", client_id.clone()), ("client_secret", secret.clone())]).await;
+    assert_eq!(r.status(), 200);
+    let (status, _) = refresh(&server, &client_id, &secret, &refresh_token).await;
+    assert_eq!(status, 400, "revoked refresh token");
+    let u = plain_client().get(format!("{}/userinfo", server.url)).bearer_auth(&access).send().await.unwrap();
+    assert_eq!(u.status(), 401, "access tokens of the revoked grant stop working");
+
+    // Revoking an access token (hint or not) revokes its grant.
+    let (_, tokens) = sign_in(&server, &client_id, Some(&secret), "rv@example.com").await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let r = revoke(vec![("token", access.into()), ("client_id", client_id.clone()), ("client_secret", secret.clone())]).await;
+    assert_eq!(r.status(), 200);
+    let u = plain_client().get(format!("{}/userinfo", server.url)).bearer_auth(access).send().await.unwrap();
+    assert_eq!(u.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn introspection_per_rfc7662() {
+    let server = TestServer::start().await;
+    let (client_id, secret) = server.client(false, REDIRECT).await;
+    let (public_id, _) = server.client(true, REDIRECT).await;
+    let secret = secret.unwrap();
+    server.user("in@example.com").await;
+    let sub = tessera::store::users::find_by_email(&server.app().store, &server.app().default_org.id, "in@example.com")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let (_, tokens) = sign_in(&server, &client_id, Some(&secret), "in@example.com").await;
+    let introspect = |token: String, id: String, secret: Option<String>| {
+        let url = format!("{}/introspect", server.url);
+        async move {
+            let mut form = vec![("token", token), ("client_id", id)];
+            if let Some(s) = secret {
+                form.push(("client_secret", s));
+            }
+            let r = plain_client().post(url).form(&form).send().await.unwrap();
+            (r.status().as_u16(), r.json::<serde_json::Value>().await.unwrap_or_default())
+        }
+    };
+    let (status, body) = introspect(tokens["access_token"].as_str().unwrap().into(), client_id.clone(), Some(secret.clone())).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["active"], true);
+    assert_eq!(body["sub"], sub.as_str());
+    assert_eq!(body["client_id"], client_id.as_str());
+    assert!(body["scope"].as_str().unwrap().contains("openid"));
+    assert!(body["exp"].as_i64().unwrap() > tessera::store::now());
+    let (_, body) = introspect(tokens["refresh_token"].as_str().unwrap().into(), client_id.clone(), Some(secret.clone())).await;
+    assert_eq!(body["active"], true);
+    assert_eq!(body["token_type"], "refresh_token");
+    let (_, body) = introspect("nonsense".into(), client_id.clone(), Some(secret.clone())).await;
+    assert_eq!(body, serde_json::json!({ "active": false }));
+    let (status, _) = introspect(tokens["access_token"].as_str().unwrap().into(), public_id, None).await;
+    assert_eq!(status, 401, "public clients cannot introspect");
+    // After rotation the old refresh token is inactive; after revocation everything is.
+    let (_, rotated) = refresh(&server, &client_id, &secret, tokens["refresh_token"].as_str().unwrap()).await;
+    let (_, body) = introspect(tokens["refresh_token"].as_str().unwrap().into(), client_id.clone(), Some(secret.clone())).await;
+    assert_eq!(body["active"], false);
+    plain_client()
+        .post(format!("{}/revoke", server.url))
+        .form(&[("token", rotated["refresh_token"].as_str().unwrap()), ("client_id", &client_id), ("client_secret", &secret)])
+        .send()
+        .await
+        .unwrap();
+    let (_, body) = introspect(rotated["access_token"].as_str().unwrap().into(), client_id.clone(), Some(secret.clone())).await;
+    assert_eq!(body["active"], false);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reauthentication_claim_tracks_the_user_and_can_be_renamed() {
+    let server = TestServer::start_with(|c| c.reauthentication_claim = "https://example.com/claims/can_reauth".into()).await;
+    let (client_id, secret) = server.client(false, REDIRECT).await;
+    let secret = secret.unwrap();
+    let sub = server.user("cr@example.com").await;
+    let (_, tokens) = sign_in(&server, &client_id, Some(&secret), "cr@example.com").await;
+    let claims = claims_of(tokens["id_token"].as_str().unwrap());
+    assert_eq!(claims["https://example.com/claims/can_reauth"], true);
+    assert!(claims.get("can_reauthenticate").is_none());
+    let discovery: serde_json::Value = server.get("/.well-known/openid-configuration").await.json().await.unwrap();
+    assert!(discovery["claims_supported"].as_array().unwrap().iter().any(|c| c == "https://example.com/claims/can_reauth"));
+
+    // The user loses their password: the refreshed ID token says so, auth_time unchanged.
+    tessera::store::users::set_password_hash(&server.app().store, &sub, None).await.unwrap();
+    let (status, renewed) = refresh(&server, &client_id, &secret, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    let renewed_claims = claims_of(renewed["id_token"].as_str().unwrap());
+    assert_eq!(renewed_claims["https://example.com/claims/can_reauth"], false);
+    assert_eq!(renewed_claims["auth_time"], claims["auth_time"]);
+    let info: serde_json::Value = plain_client()
+        .get(format!("{}/userinfo", server.url))
+        .bearer_auth(renewed["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["https://example.com/claims/can_reauth"], false);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acr_values_that_cannot_be_met_are_reported_honestly() {
+    let server = TestServer::start().await;
+    let (client_id, secret) = server.client(false, REDIRECT).await;
+    server.user("acr@example.com").await;
+    let browser = Browser::new(&server.url);
+    let (url, verifier) = authorize_url(&server, &client_id, REDIRECT, &[("acr_values", "2 1")]);
+    let Landing::Client(q) = browser.authorize(&url, "acr@example.com", PASSWORD).await else { panic!() };
+    let (_, tokens) = exchange(&server, &client_id, secret.as_deref(), &q["code"], REDIRECT, &verifier).await;
+    assert_eq!(claims_of(tokens["id_token"].as_str().unwrap())["acr"], "1");
+}
