@@ -183,9 +183,9 @@ impl Config {
             self.reauthentication_claim = v;
         }
         if let Some(v) = get("TESSERA_DEMO_REAUTHENTICATE_AFTER_SECS") {
-            self.demo_reauthenticate_after_secs = v
-                .parse()
-                .map_err(|_| format!("TESSERA_DEMO_REAUTHENTICATE_AFTER_SECS: not a number: {v}"))?;
+            self.demo_reauthenticate_after_secs = v.parse().map_err(|_| {
+                format!("TESSERA_DEMO_REAUTHENTICATE_AFTER_SECS: not a number: {v}")
+            })?;
         }
         Ok(())
     }
@@ -214,13 +214,35 @@ impl Config {
         }
         let claim_ok = !self.reauthentication_claim.is_empty()
             && self.reauthentication_claim.len() <= 128
-            && !self.reauthentication_claim.chars().any(|c| c.is_control() || c == '"');
+            && !self
+                .reauthentication_claim
+                .chars()
+                .any(|c| c.is_control() || c == '"');
         const RESERVED: &[&str] = &[
-            "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid",
-            "at_hash", "name", "email", "email_verified", "scope", "client_id", "jti",
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "acr",
+            "amr",
+            "azp",
+            "sid",
+            "at_hash",
+            "name",
+            "email",
+            "email_verified",
+            "scope",
+            "client_id",
+            "jti",
         ];
         if !claim_ok || RESERVED.contains(&self.reauthentication_claim.as_str()) {
-            return Err("reauthentication_claim must be a printable claim name that no standard claim uses".into());
+            return Err(
+                "reauthentication_claim must be a printable claim name that no standard claim uses"
+                    .into(),
+            );
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return Err(format!(

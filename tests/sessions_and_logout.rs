@@ -8,13 +8,21 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use axum::routing::post;
-use common::{Browser, Landing, PASSWORD, TestServer, authorize_url, claims_of, exchange, plain_client, token_request};
+use common::{
+    Browser, Landing, PASSWORD, TestServer, authorize_url, claims_of, exchange, plain_client,
+    token_request,
+};
 
 const REDIRECT: &str = "https://rp.example.com/cb";
 const AFTER_LOGOUT: &str = "https://rp.example.com/signed-out";
 
 /// Signs `email` in through a fresh browser and returns it with the token response.
-async fn sign_in(server: &TestServer, client_id: &str, secret: Option<&str>, email: &str) -> (Browser, serde_json::Value) {
+async fn sign_in(
+    server: &TestServer,
+    client_id: &str,
+    secret: Option<&str>,
+    email: &str,
+) -> (Browser, serde_json::Value) {
     let browser = Browser::new(&server.url);
     let (url, verifier) = authorize_url(server, client_id, REDIRECT, &[]);
     let q = browser.authorize(&url, email, PASSWORD).await.params();
@@ -23,10 +31,20 @@ async fn sign_in(server: &TestServer, client_id: &str, secret: Option<&str>, ema
     (browser, body)
 }
 
-async fn refresh(server: &TestServer, client_id: &str, secret: &str, token: &str) -> (u16, serde_json::Value) {
+async fn refresh(
+    server: &TestServer,
+    client_id: &str,
+    secret: &str,
+    token: &str,
+) -> (u16, serde_json::Value) {
     token_request(
         server,
-        &[("grant_type", "refresh_token"), ("refresh_token", token), ("client_id", client_id), ("client_secret", secret)],
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", token),
+            ("client_id", client_id),
+            ("client_secret", secret),
+        ],
     )
     .await
 }
@@ -61,14 +79,16 @@ async fn receiver() -> Receiver {
     let app = axum::Router::new()
         .route(
             "/backchannel",
-            post(|State(t): State<Arc<Mutex<Vec<String>>>>, body: String| async move {
-                let token = form_urlencoded::parse(body.as_bytes())
-                    .find(|(k, _)| k == "logout_token")
-                    .map(|(_, v)| v.into_owned())
-                    .unwrap_or_default();
-                t.lock().unwrap().push(token);
-                axum::http::StatusCode::OK
-            }),
+            post(
+                |State(t): State<Arc<Mutex<Vec<String>>>>, body: String| async move {
+                    let token = form_urlencoded::parse(body.as_bytes())
+                        .find(|(k, _)| k == "logout_token")
+                        .map(|(_, v)| v.into_owned())
+                        .unwrap_or_default();
+                    t.lock().unwrap().push(token);
+                    axum::http::StatusCode::OK
+                },
+            ),
         )
         .with_state(tokens.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -86,34 +106,53 @@ impl Receiver {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        panic!("expected {n} logout tokens, got {}", self.tokens.lock().unwrap().len());
+        panic!(
+            "expected {n} logout tokens, got {}",
+            self.tokens.lock().unwrap().len()
+        );
     }
 }
 
 /// Verifies a logout token as a relying party would: RS256 signature against the JWKS
 /// published by the issuer (fetched over HTTP, checked with aws-lc-rs directly), then the
 /// claims of Back-Channel Logout 1.0 §2.6.
-async fn verify_logout_token(server: &TestServer, token: &str, client_id: &str, sid: &str) -> serde_json::Value {
+async fn verify_logout_token(
+    server: &TestServer,
+    token: &str,
+    client_id: &str,
+    sid: &str,
+) -> serde_json::Value {
     let jwks: serde_json::Value = server.get("/jwks").await.json().await.unwrap();
     let header = common::header_of(token);
     assert_eq!(header["alg"], "RS256");
     assert_eq!(header["typ"], "logout+jwt");
-    let key = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == header["kid"]).expect("kid in JWKS");
+    let key = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .expect("kid in JWKS");
     let decode = |f: &str| tessera::security::b64url_decode(key[f].as_str().unwrap()).unwrap();
     let (signed, signature) = token.rsplit_once('.').unwrap();
-    aws_lc_rs::signature::RsaPublicKeyComponents { n: decode("n"), e: decode("e") }
-        .verify(
-            &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
-            signed.as_bytes(),
-            &tessera::security::b64url_decode(signature).unwrap(),
-        )
-        .expect("logout token signature verifies");
+    aws_lc_rs::signature::RsaPublicKeyComponents {
+        n: decode("n"),
+        e: decode("e"),
+    }
+    .verify(
+        &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+        signed.as_bytes(),
+        &tessera::security::b64url_decode(signature).unwrap(),
+    )
+    .expect("logout token signature verifies");
     let claims = claims_of(token);
     assert_eq!(claims["iss"], server.issuer().as_str());
     assert_eq!(claims["aud"], client_id);
     assert_eq!(claims["sid"], sid);
     assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
-    assert!(claims.get("nonce").is_none(), "§2.4: a logout token never carries a nonce");
+    assert!(
+        claims.get("nonce").is_none(),
+        "§2.4: a logout token never carries a nonce"
+    );
     assert!(claims["jti"].is_string() && claims["iat"].is_i64() && claims["exp"].is_i64());
     claims
 }
@@ -135,7 +174,10 @@ async fn rp_initiated_logout_with_a_tied_hint_ends_the_session_and_notifies_clie
         .append_pair("state", "bye");
     let response = browser.http.get(url.as_str()).send().await.unwrap();
     assert_eq!(response.status(), 303);
-    assert_eq!(response.headers()["location"], format!("{AFTER_LOGOUT}?state=bye").as_str());
+    assert_eq!(
+        response.headers()["location"],
+        format!("{AFTER_LOGOUT}?state=bye").as_str()
+    );
 
     let tokens_received = rx.wait_for(1).await;
     let claims = verify_logout_token(&server, &tokens_received[0], &client_id, &sid).await;
@@ -143,9 +185,21 @@ async fn rp_initiated_logout_with_a_tied_hint_ends_the_session_and_notifies_clie
 
     // The session is gone: prompt=none now needs a sign-in, and the refresh token is dead.
     let (url, _) = authorize_url(&server, &client_id, REDIRECT, &[("prompt", "none")]);
-    assert_eq!(browser.follow(&url).await.params()["error"], "login_required");
-    let (status, body) = refresh(&server, &client_id, &secret, tokens["refresh_token"].as_str().unwrap()).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        browser.follow(&url).await.params()["error"],
+        "login_required"
+    );
+    let (status, body) = refresh(
+        &server,
+        &client_id,
+        &secret,
+        tokens["refresh_token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -156,17 +210,29 @@ async fn logout_refuses_unregistered_redirects_and_confirms_untied_requests() {
     let (browser, tokens) = sign_in(&server, &client_id, Some(&secret), "lc@example.com").await;
     let id_token = tokens["id_token"].as_str().unwrap();
 
-    for bad in ["https://evil.example.com/", "https://rp.example.com/signed-out/", "https://rp.example.com/cb"] {
+    for bad in [
+        "https://evil.example.com/",
+        "https://rp.example.com/signed-out/",
+        "https://rp.example.com/cb",
+    ] {
         let mut url = url::Url::parse(&format!("{}/logout", server.url)).unwrap();
-        url.query_pairs_mut().append_pair("id_token_hint", id_token).append_pair("post_logout_redirect_uri", bad);
+        url.query_pairs_mut()
+            .append_pair("id_token_hint", id_token)
+            .append_pair("post_logout_redirect_uri", bad);
         let response = browser.http.get(url.as_str()).send().await.unwrap();
         assert_eq!(response.status(), 400, "{bad}");
-        assert!(response.headers().get("location").is_none(), "no open redirect through logout");
+        assert!(
+            response.headers().get("location").is_none(),
+            "no open redirect through logout"
+        );
     }
     // A redirect without any way to name the client is refused too.
     let response = browser
         .http
-        .get(format!("{}/logout?post_logout_redirect_uri={AFTER_LOGOUT}", server.url))
+        .get(format!(
+            "{}/logout?post_logout_redirect_uri={AFTER_LOGOUT}",
+            server.url
+        ))
         .send()
         .await
         .unwrap();
@@ -175,7 +241,10 @@ async fn logout_refuses_unregistered_redirects_and_confirms_untied_requests() {
     // Without a hint the person is asked; the session survives until they confirm.
     let page = browser
         .http
-        .get(format!("{}/logout?client_id={client_id}&post_logout_redirect_uri={AFTER_LOGOUT}&state=s", server.url))
+        .get(format!(
+            "{}/logout?client_id={client_id}&post_logout_redirect_uri={AFTER_LOGOUT}&state=s",
+            server.url
+        ))
         .send()
         .await
         .unwrap();
@@ -183,7 +252,10 @@ async fn logout_refuses_unregistered_redirects_and_confirms_untied_requests() {
     let page = page.text().await.unwrap();
     assert!(page.contains("Sign out?") && page.contains("lc@example.com"));
     let (url, _) = authorize_url(&server, &client_id, REDIRECT, &[("prompt", "none")]);
-    assert!(browser.follow(&url).await.params().contains_key("code"), "still signed in");
+    assert!(
+        browser.follow(&url).await.params().contains_key("code"),
+        "still signed in"
+    );
 
     let csrf = common::hidden(&page, "csrf");
     let forged = browser
@@ -197,14 +269,26 @@ async fn logout_refuses_unregistered_redirects_and_confirms_untied_requests() {
     let confirmed = browser
         .http
         .post(format!("{}/logout/confirm", server.url))
-        .form(&[("csrf", csrf.as_str()), ("decision", "logout"), ("client_id", &client_id), ("post_logout_redirect_uri", AFTER_LOGOUT), ("state", "s")])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("decision", "logout"),
+            ("client_id", &client_id),
+            ("post_logout_redirect_uri", AFTER_LOGOUT),
+            ("state", "s"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(confirmed.status(), 303);
-    assert_eq!(confirmed.headers()["location"], format!("{AFTER_LOGOUT}?state=s").as_str());
+    assert_eq!(
+        confirmed.headers()["location"],
+        format!("{AFTER_LOGOUT}?state=s").as_str()
+    );
     let (url, _) = authorize_url(&server, &client_id, REDIRECT, &[("prompt", "none")]);
-    assert_eq!(browser.follow(&url).await.params()["error"], "login_required");
+    assert_eq!(
+        browser.follow(&url).await.params()["error"],
+        "login_required"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -214,12 +298,28 @@ async fn account_page_lists_sessions_and_ending_one_revokes_its_tokens() {
     let (client_id, secret) = client_with_logout(&server, Some(&rx.url)).await;
     server.user("acct@example.com").await;
     let (laptop, _) = sign_in(&server, &client_id, Some(&secret), "acct@example.com").await;
-    let (phone, phone_tokens) = sign_in(&server, &client_id, Some(&secret), "acct@example.com").await;
-    let phone_sid = claims_of(phone_tokens["id_token"].as_str().unwrap())["sid"].as_str().unwrap().to_owned();
+    let (phone, phone_tokens) =
+        sign_in(&server, &client_id, Some(&secret), "acct@example.com").await;
+    let phone_sid = claims_of(phone_tokens["id_token"].as_str().unwrap())["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
-    let page = laptop.http.get(format!("{}/account", server.url)).send().await.unwrap().text().await.unwrap();
+    let page = laptop
+        .http
+        .get(format!("{}/account", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("acct@example.com"));
-    assert_eq!(page.matches("data-session=").count(), 2, "both sessions listed");
+    assert_eq!(
+        page.matches("data-session=").count(),
+        2,
+        "both sessions listed"
+    );
     assert!(page.contains(&format!("data-session=\"{phone_sid}\"")));
     let csrf = common::hidden(&page, "csrf");
     let ended = laptop
@@ -230,17 +330,32 @@ async fn account_page_lists_sessions_and_ending_one_revokes_its_tokens() {
         .await
         .unwrap();
     assert_eq!(ended.status(), 303);
-    let (status, _) = refresh(&server, &client_id, &secret, phone_tokens["refresh_token"].as_str().unwrap()).await;
-    assert_eq!(status, 400, "the ended session's refresh tokens are revoked");
+    let (status, _) = refresh(
+        &server,
+        &client_id,
+        &secret,
+        phone_tokens["refresh_token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(
+        status, 400,
+        "the ended session's refresh tokens are revoked"
+    );
     verify_logout_token(&server, &rx.wait_for(1).await[0], &client_id, &phone_sid).await;
     let (url, _) = authorize_url(&server, &client_id, REDIRECT, &[("prompt", "none")]);
     assert_eq!(phone.follow(&url).await.params()["error"], "login_required");
-    assert!(laptop.follow(&url).await.params().contains_key("code"), "the other session lives on");
+    assert!(
+        laptop.follow(&url).await.params().contains_key("code"),
+        "the other session lives on"
+    );
 
     // Another user's session cannot be ended from this account.
     server.user("other@example.com").await;
     let (_, other_tokens) = sign_in(&server, &client_id, Some(&secret), "other@example.com").await;
-    let other_sid = claims_of(other_tokens["id_token"].as_str().unwrap())["sid"].as_str().unwrap().to_owned();
+    let other_sid = claims_of(other_tokens["id_token"].as_str().unwrap())["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let refused = laptop
         .http
         .post(format!("{}/account/sessions/end", server.url))
@@ -259,10 +374,24 @@ async fn account_page_lists_sessions_and_ending_one_revokes_its_tokens() {
         .await
         .unwrap();
     assert_eq!(all.status(), 200);
-    assert_eq!(laptop.follow(&url).await.params()["error"], "login_required");
-    let (status, _) = refresh(&server, &client_id, &secret, other_tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(
+        laptop.follow(&url).await.params()["error"],
+        "login_required"
+    );
+    let (status, _) = refresh(
+        &server,
+        &client_id,
+        &secret,
+        other_tokens["refresh_token"].as_str().unwrap(),
+    )
+    .await;
     assert_eq!(status, 200, "other users are untouched");
-    let response = laptop.http.get(format!("{}/account", server.url)).send().await.unwrap();
+    let response = laptop
+        .http
+        .get(format!("{}/account", server.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 401);
 }
 
@@ -282,34 +411,83 @@ async fn revocation_per_rfc7009() {
     };
 
     // Another client cannot revoke it (and learns nothing: 200).
-    let r = revoke(vec![("token", refresh_token.into()), ("client_id", other_id.clone()), ("client_secret", other_secret.clone().unwrap())]).await;
+    let r = revoke(vec![
+        ("token", refresh_token.into()),
+        ("client_id", other_id.clone()),
+        ("client_secret", other_secret.clone().unwrap()),
+    ])
+    .await;
     assert_eq!(r.status(), 200);
     let (status, body) = refresh(&server, &client_id, &secret, refresh_token).await;
     assert_eq!(status, 200, "{body}");
     let refresh_token = body["refresh_token"].as_str().unwrap().to_owned();
     let access = body["access_token"].as_str().unwrap_or(access).to_owned();
 
-    let r = revoke(vec![("token", "garbage".into()), ("client_id", client_id.clone()), ("client_secret", secret.clone())]).await;
+    let r = revoke(vec![
+        ("token", "garbage".into()),
+        ("client_id", client_id.clone()),
+        ("client_secret", secret.clone()),
+    ])
+    .await;
     assert_eq!(r.status(), 200, "unknown tokens are not an error (§2.2)");
-    let r = revoke(vec![("token", refresh_token.clone()), ("token_type_hint", "id_token".into()), ("client_id", client_id.clone()), ("client_secret", secret.clone())]).await;
+    let r = revoke(vec![
+        ("token", refresh_token.clone()),
+        ("token_type_hint", "id_token".into()),
+        ("client_id", client_id.clone()),
+        ("client_secret", secret.clone()),
+    ])
+    .await;
     assert_eq!(r.status(), 400);
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"], "unsupported_token_type");
-    let r = revoke(vec![("token", refresh_token.clone()), ("client_id", client_id.clone()), ("client_secret", "wrong".into())]).await;
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"],
+        "unsupported_token_type"
+    );
+    let r = revoke(vec![
+        ("token", refresh_token.clone()),
+        ("client_id", client_id.clone()),
+        ("client_secret", "wrong".into()),
+    ])
+    .await;
     assert_eq!(r.status(), 401);
 
-    let r = revoke(vec![("token", refresh_token.clone()), ("token_type_hint", "refresh_token".into()), ("client_id", client_id.clone()), ("client_secret", secret.clone())]).await;
+    let r = revoke(vec![
+        ("token", refresh_token.clone()),
+        ("token_type_hint", "refresh_token".into()),
+        ("client_id", client_id.clone()),
+        ("client_secret", secret.clone()),
+    ])
+    .await;
     assert_eq!(r.status(), 200);
     let (status, _) = refresh(&server, &client_id, &secret, &refresh_token).await;
     assert_eq!(status, 400, "revoked refresh token");
-    let u = plain_client().get(format!("{}/userinfo", server.url)).bearer_auth(&access).send().await.unwrap();
-    assert_eq!(u.status(), 401, "access tokens of the revoked grant stop working");
+    let u = plain_client()
+        .get(format!("{}/userinfo", server.url))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        u.status(),
+        401,
+        "access tokens of the revoked grant stop working"
+    );
 
     // Revoking an access token (hint or not) revokes its grant.
     let (_, tokens) = sign_in(&server, &client_id, Some(&secret), "rv@example.com").await;
     let access = tokens["access_token"].as_str().unwrap();
-    let r = revoke(vec![("token", access.into()), ("client_id", client_id.clone()), ("client_secret", secret.clone())]).await;
+    let r = revoke(vec![
+        ("token", access.into()),
+        ("client_id", client_id.clone()),
+        ("client_secret", secret.clone()),
+    ])
+    .await;
     assert_eq!(r.status(), 200);
-    let u = plain_client().get(format!("{}/userinfo", server.url)).bearer_auth(access).send().await.unwrap();
+    let u = plain_client()
+        .get(format!("{}/userinfo", server.url))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(u.status(), 401);
 }
 
@@ -320,11 +498,15 @@ async fn introspection_per_rfc7662() {
     let (public_id, _) = server.client(true, REDIRECT).await;
     let secret = secret.unwrap();
     server.user("in@example.com").await;
-    let sub = tessera::store::users::find_by_email(&server.app().store, &server.app().default_org.id, "in@example.com")
-        .await
-        .unwrap()
-        .unwrap()
-        .id;
+    let sub = tessera::store::users::find_by_email(
+        &server.app().store,
+        &server.app().default_org.id,
+        "in@example.com",
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .id;
     let (_, tokens) = sign_in(&server, &client_id, Some(&secret), "in@example.com").await;
     let introspect = |token: String, id: String, secret: Option<String>| {
         let url = format!("{}/introspect", server.url);
@@ -334,40 +516,81 @@ async fn introspection_per_rfc7662() {
                 form.push(("client_secret", s));
             }
             let r = plain_client().post(url).form(&form).send().await.unwrap();
-            (r.status().as_u16(), r.json::<serde_json::Value>().await.unwrap_or_default())
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
         }
     };
-    let (status, body) = introspect(tokens["access_token"].as_str().unwrap().into(), client_id.clone(), Some(secret.clone())).await;
+    let (status, body) = introspect(
+        tokens["access_token"].as_str().unwrap().into(),
+        client_id.clone(),
+        Some(secret.clone()),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(body["active"], true);
     assert_eq!(body["sub"], sub.as_str());
     assert_eq!(body["client_id"], client_id.as_str());
     assert!(body["scope"].as_str().unwrap().contains("openid"));
     assert!(body["exp"].as_i64().unwrap() > tessera::store::now());
-    let (_, body) = introspect(tokens["refresh_token"].as_str().unwrap().into(), client_id.clone(), Some(secret.clone())).await;
+    let (_, body) = introspect(
+        tokens["refresh_token"].as_str().unwrap().into(),
+        client_id.clone(),
+        Some(secret.clone()),
+    )
+    .await;
     assert_eq!(body["active"], true);
     assert_eq!(body["token_type"], "refresh_token");
     let (_, body) = introspect("nonsense".into(), client_id.clone(), Some(secret.clone())).await;
     assert_eq!(body, serde_json::json!({ "active": false }));
-    let (status, _) = introspect(tokens["access_token"].as_str().unwrap().into(), public_id, None).await;
+    let (status, _) = introspect(
+        tokens["access_token"].as_str().unwrap().into(),
+        public_id,
+        None,
+    )
+    .await;
     assert_eq!(status, 401, "public clients cannot introspect");
     // After rotation the old refresh token is inactive; after revocation everything is.
-    let (_, rotated) = refresh(&server, &client_id, &secret, tokens["refresh_token"].as_str().unwrap()).await;
-    let (_, body) = introspect(tokens["refresh_token"].as_str().unwrap().into(), client_id.clone(), Some(secret.clone())).await;
+    let (_, rotated) = refresh(
+        &server,
+        &client_id,
+        &secret,
+        tokens["refresh_token"].as_str().unwrap(),
+    )
+    .await;
+    let (_, body) = introspect(
+        tokens["refresh_token"].as_str().unwrap().into(),
+        client_id.clone(),
+        Some(secret.clone()),
+    )
+    .await;
     assert_eq!(body["active"], false);
     plain_client()
         .post(format!("{}/revoke", server.url))
-        .form(&[("token", rotated["refresh_token"].as_str().unwrap()), ("client_id", &client_id), ("client_secret", &secret)])
+        .form(&[
+            ("token", rotated["refresh_token"].as_str().unwrap()),
+            ("client_id", &client_id),
+            ("client_secret", &secret),
+        ])
         .send()
         .await
         .unwrap();
-    let (_, body) = introspect(rotated["access_token"].as_str().unwrap().into(), client_id.clone(), Some(secret.clone())).await;
+    let (_, body) = introspect(
+        rotated["access_token"].as_str().unwrap().into(),
+        client_id.clone(),
+        Some(secret.clone()),
+    )
+    .await;
     assert_eq!(body["active"], false);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reauthentication_claim_tracks_the_user_and_can_be_renamed() {
-    let server = TestServer::start_with(|c| c.reauthentication_claim = "https://example.com/claims/can_reauth".into()).await;
+    let server = TestServer::start_with(|c| {
+        c.reauthentication_claim = "https://example.com/claims/can_reauth".into()
+    })
+    .await;
     let (client_id, secret) = server.client(false, REDIRECT).await;
     let secret = secret.unwrap();
     let sub = server.user("cr@example.com").await;
@@ -375,15 +598,37 @@ async fn reauthentication_claim_tracks_the_user_and_can_be_renamed() {
     let claims = claims_of(tokens["id_token"].as_str().unwrap());
     assert_eq!(claims["https://example.com/claims/can_reauth"], true);
     assert!(claims.get("can_reauthenticate").is_none());
-    let discovery: serde_json::Value = server.get("/.well-known/openid-configuration").await.json().await.unwrap();
-    assert!(discovery["claims_supported"].as_array().unwrap().iter().any(|c| c == "https://example.com/claims/can_reauth"));
+    let discovery: serde_json::Value = server
+        .get("/.well-known/openid-configuration")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        discovery["claims_supported"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "https://example.com/claims/can_reauth")
+    );
 
     // The user loses their password: the refreshed ID token says so, auth_time unchanged.
-    tessera::store::users::set_password_hash(&server.app().store, &sub, None).await.unwrap();
-    let (status, renewed) = refresh(&server, &client_id, &secret, tokens["refresh_token"].as_str().unwrap()).await;
+    tessera::store::users::set_password_hash(&server.app().store, &sub, None)
+        .await
+        .unwrap();
+    let (status, renewed) = refresh(
+        &server,
+        &client_id,
+        &secret,
+        tokens["refresh_token"].as_str().unwrap(),
+    )
+    .await;
     assert_eq!(status, 200);
     let renewed_claims = claims_of(renewed["id_token"].as_str().unwrap());
-    assert_eq!(renewed_claims["https://example.com/claims/can_reauth"], false);
+    assert_eq!(
+        renewed_claims["https://example.com/claims/can_reauth"],
+        false
+    );
     assert_eq!(renewed_claims["auth_time"], claims["auth_time"]);
     let info: serde_json::Value = plain_client()
         .get(format!("{}/userinfo", server.url))
@@ -404,7 +649,17 @@ async fn acr_values_that_cannot_be_met_are_reported_honestly() {
     server.user("acr@example.com").await;
     let browser = Browser::new(&server.url);
     let (url, verifier) = authorize_url(&server, &client_id, REDIRECT, &[("acr_values", "2 1")]);
-    let Landing::Client(q) = browser.authorize(&url, "acr@example.com", PASSWORD).await else { panic!() };
-    let (_, tokens) = exchange(&server, &client_id, secret.as_deref(), &q["code"], REDIRECT, &verifier).await;
+    let Landing::Client(q) = browser.authorize(&url, "acr@example.com", PASSWORD).await else {
+        panic!()
+    };
+    let (_, tokens) = exchange(
+        &server,
+        &client_id,
+        secret.as_deref(),
+        &q["code"],
+        REDIRECT,
+        &verifier,
+    )
+    .await;
     assert_eq!(claims_of(tokens["id_token"].as_str().unwrap())["acr"], "1");
 }

@@ -136,11 +136,15 @@ fn looks_like_email(email: &str) -> bool {
 fn validate_backchannel_uri(uri: &str) -> Result<(), String> {
     let url = url::Url::parse(uri).map_err(|e| format!("{uri}: not an absolute URI ({e})"))?;
     if url.fragment().is_some() {
-        return Err(format!("{uri}: a back-channel logout URI must not contain a fragment"));
+        return Err(format!(
+            "{uri}: a back-channel logout URI must not contain a fragment"
+        ));
     }
     match url.scheme() {
         "https" => Ok(()),
         "http" if crate::config::is_loopback_host(url.host_str().unwrap_or("")) => Ok(()),
-        _ => Err(format!("{uri}: a back-channel logout URI must be https (http only for loopback)")),
+        _ => Err(format!(
+            "{uri}: a back-channel logout URI must be https (http only for loopback)"
+        )),
     }
 }

@@ -193,7 +193,10 @@ pub struct Operation {
 
 impl DemoSession {
     pub fn auth_time(&self) -> i64 {
-        self.claims.get("auth_time").and_then(|v| v.as_i64()).unwrap_or(0)
+        self.claims
+            .get("auth_time")
+            .and_then(|v| v.as_i64())
+            .unwrap_or(0)
     }
 }
 
@@ -257,7 +260,13 @@ async fn login(
 ) -> Result<Response, PageError> {
     let current: Option<DemoSession> =
         read_cookie(&headers, SESSION_COOKIE).and_then(|c| unseal(&app, &c));
-    start_sign_in(&app, q.prompt.as_deref() == Some("login"), current.as_ref(), false).await
+    start_sign_in(
+        &app,
+        q.prompt.as_deref() == Some("login"),
+        current.as_ref(),
+        false,
+    )
+    .await
 }
 
 /// Sends the browser to Tessera. A reauthentication passes the current ID token as
@@ -361,7 +370,11 @@ async fn callback(
         .and_then(b64url_decode)
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(|| refused("The ID token payload is not JSON.".into()))?;
-    let mut session = DemoSession { claims, id_token: raw, operation: None };
+    let mut session = DemoSession {
+        claims,
+        id_token: raw,
+        operation: None,
+    };
     if flow.sensitive {
         // The backend check before a sensitive operation, satisfied by the fresh sign-in.
         let now = store::now();
@@ -403,9 +416,10 @@ async fn sensitive(State(app): State<AppState>, headers: HeaderMap) -> Result<Re
         reauthenticated: false,
     });
     let mut response = crate::oidc::authorize::response::redirect("/demo");
-    response
-        .headers_mut()
-        .append(header::SET_COOKIE, cookie(&app, SESSION_COOKIE, &seal(&app, &session), 3600));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        cookie(&app, SESSION_COOKIE, &seal(&app, &session), 3600),
+    );
     Ok(response)
 }
 

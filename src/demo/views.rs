@@ -56,13 +56,19 @@ impl DemoPage {
         page.rows = s.claims.iter().map(|(k, v)| (k.clone(), text(v))).collect();
         page.auth_time = auth_time.to_string();
         page.auth_age = format!("{} min {} s ago", age / 60, age % 60);
-        page.can_reauthenticate =
-            s.claims.get(reauth_claim).map(text).unwrap_or_else(|| "absent".into());
+        page.can_reauthenticate = s
+            .claims
+            .get(reauth_claim)
+            .map(text)
+            .unwrap_or_else(|| "absent".into());
         page.amr = s.claims.get("amr").map(text).unwrap_or_default();
         page.raw_claims = serde_json::to_string_pretty(&s.claims).unwrap_or_default();
         page.operation = s.operation.as_ref().map(|o| OperationView {
             performed_at: o.performed_at,
-            auth_time_before: o.auth_time_before.map(|t| t.to_string()).unwrap_or_default(),
+            auth_time_before: o
+                .auth_time_before
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
             auth_time_after: o.auth_time_after,
             reauthenticated: o.reauthenticated,
         });

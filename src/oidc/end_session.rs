@@ -47,7 +47,10 @@ pub async fn handler(
         return Ok(finish(&app, &request, false));
     };
     let tied = request.hint_sub.as_deref() == Some(current.user.id.as_str())
-        && request.hint_sid.as_deref().is_none_or(|sid| sid == current.session.id);
+        && request
+            .hint_sid
+            .as_deref()
+            .is_none_or(|sid| sid == current.session.id);
     if tied {
         session::logout::end_session(&app, &current.session).await?;
         return Ok(finish(&app, &request, true));
@@ -76,7 +79,10 @@ pub async fn confirm(
         return Ok(finish(&app, &request, false));
     };
     let expected = logout_csrf(&app, &current.session.id);
-    if !constant_time_eq(expected.as_bytes(), params.get("csrf").unwrap_or("").as_bytes()) {
+    if !constant_time_eq(
+        expected.as_bytes(),
+        params.get("csrf").unwrap_or("").as_bytes(),
+    ) {
         return Err(Error::page(
             StatusCode::FORBIDDEN,
             "Form expired",
@@ -95,7 +101,10 @@ pub async fn confirm(
 }
 
 fn logout_csrf(app: &App, session_id: &str) -> String {
-    b64url(&hmac_sha256(&app.instance_key, format!("logout-csrf:{session_id}").as_bytes()))
+    b64url(&hmac_sha256(
+        &app.instance_key,
+        format!("logout-csrf:{session_id}").as_bytes(),
+    ))
 }
 
 /// Redirects to the validated `post_logout_redirect_uri` (with `state`) or shows the
@@ -112,9 +121,10 @@ fn finish(app: &App, request: &Validated, ended: bool) -> Response {
         None => crate::ui::render(&SignedOutPage),
     };
     if ended {
-        response
-            .headers_mut()
-            .append(header::SET_COOKIE, app.cookies.clear(crate::http::cookies::SESSION));
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            app.cookies.clear(crate::http::cookies::SESSION),
+        );
     }
     response.into_response()
 }
@@ -128,7 +138,9 @@ async fn validate(app: &App, params: &Params) -> Result<Validated, Error> {
         "state",
         "logout_hint",
     ]) {
-        return Err(bad(&format!("The parameter {name} was sent more than once.")));
+        return Err(bad(&format!(
+            "The parameter {name} was sent more than once."
+        )));
     }
     let (hint_sub, hint_sid, hint_aud) = match params.get("id_token_hint") {
         None => (None, None, None),
@@ -142,7 +154,9 @@ async fn validate(app: &App, params: &Params) -> Result<Validated, Error> {
             }
             let aud = match &claims["aud"] {
                 serde_json::Value::String(s) => Some(s.clone()),
-                serde_json::Value::Array(a) => a.first().and_then(|v| v.as_str()).map(str::to_owned),
+                serde_json::Value::Array(a) => {
+                    a.first().and_then(|v| v.as_str()).map(str::to_owned)
+                }
                 _ => None,
             };
             (
@@ -171,7 +185,9 @@ async fn validate(app: &App, params: &Params) -> Result<Validated, Error> {
             })?;
             // Exact match only, as for redirect URIs: no open redirect through logout.
             if !client.post_logout_redirect_uris.iter().any(|r| r == uri) {
-                return Err(bad("The post_logout_redirect_uri is not registered for this application."));
+                return Err(bad(
+                    "The post_logout_redirect_uri is not registered for this application.",
+                ));
             }
             Some(uri.to_owned())
         }

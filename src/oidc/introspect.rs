@@ -19,7 +19,8 @@ pub async fn handler(State(app): State<AppState>, headers: HeaderMap, body: Byte
     match handle(&app, &headers, &body).await {
         Ok(v) => {
             let mut r = Json(v).into_response();
-            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             r
         }
         Err(e) => e.into_response(),
@@ -28,18 +29,28 @@ pub async fn handler(State(app): State<AppState>, headers: HeaderMap, body: Byte
 
 async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<Value, Error> {
     if !is_form(headers) {
-        return Err(Error::invalid_request("the request must be application/x-www-form-urlencoded"));
+        return Err(Error::invalid_request(
+            "the request must be application/x-www-form-urlencoded",
+        ));
     }
     let params = Params::parse(body);
-    if let Some(name) = params.duplicated_among(&["token", "token_type_hint", "client_id", "client_secret"]) {
-        return Err(Error::invalid_request(format!("parameter {name} was sent more than once")));
+    if let Some(name) =
+        params.duplicated_among(&["token", "token_type_hint", "client_id", "client_secret"])
+    {
+        return Err(Error::invalid_request(format!(
+            "parameter {name} was sent more than once"
+        )));
     }
     let client = client_auth::authenticate(app, headers, &params).await?;
     // §2.1: the endpoint requires authorization; public clients cannot hold credentials.
     if client.is_public() {
-        return Err(Error::InvalidClient("public clients cannot introspect tokens".into()));
+        return Err(Error::InvalidClient(
+            "public clients cannot introspect tokens".into(),
+        ));
     }
-    let token = params.get("token").ok_or_else(|| Error::invalid_request("token is required"))?;
+    let token = params
+        .get("token")
+        .ok_or_else(|| Error::invalid_request("token is required"))?;
     let inactive = json!({ "active": false });
     let Some(found) = lookup::find(app, token, params.get("token_type_hint")).await? else {
         return Ok(inactive);
@@ -59,7 +70,10 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<Value, Er
             _ => return Ok(inactive),
         }
     }
-    let sub = grant.user_id.clone().unwrap_or_else(|| grant.client_id.clone());
+    let sub = grant
+        .user_id
+        .clone()
+        .unwrap_or_else(|| grant.client_id.clone());
     Ok(match found {
         Found::Access(claims, grant) => json!({
             "active": true,

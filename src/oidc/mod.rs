@@ -28,7 +28,10 @@ pub fn routes() -> Router<AppState> {
         .route("/userinfo", get(userinfo::handler).post(userinfo::handler))
         .route("/revoke", post(revoke::handler))
         .route("/introspect", post(introspect::handler))
-        .route("/logout", get(end_session::handler).post(end_session::handler))
+        .route(
+            "/logout",
+            get(end_session::handler).post(end_session::handler),
+        )
         .route("/logout/confirm", post(end_session::confirm))
 }
 

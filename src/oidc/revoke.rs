@@ -30,21 +30,34 @@ pub async fn handler(State(app): State<AppState>, headers: HeaderMap, body: Byte
 
 async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<(), Error> {
     if !is_form(headers) {
-        return Err(Error::invalid_request("the request must be application/x-www-form-urlencoded"));
+        return Err(Error::invalid_request(
+            "the request must be application/x-www-form-urlencoded",
+        ));
     }
     let params = Params::parse(body);
-    if let Some(name) = params.duplicated_among(&["token", "token_type_hint", "client_id", "client_secret"]) {
-        return Err(Error::invalid_request(format!("parameter {name} was sent more than once")));
+    if let Some(name) =
+        params.duplicated_among(&["token", "token_type_hint", "client_id", "client_secret"])
+    {
+        return Err(Error::invalid_request(format!(
+            "parameter {name} was sent more than once"
+        )));
     }
     let client = client_auth::authenticate(app, headers, &params).await?;
-    let token = params.get("token").ok_or_else(|| Error::invalid_request("token is required"))?;
+    let token = params
+        .get("token")
+        .ok_or_else(|| Error::invalid_request("token is required"))?;
     let hint = params.get("token_type_hint");
     if let Some(h) = hint {
         if !matches!(h, "access_token" | "refresh_token") {
-            return Err(Error::oauth(Code::UnsupportedTokenType, "token_type_hint must be access_token or refresh_token"));
+            return Err(Error::oauth(
+                Code::UnsupportedTokenType,
+                "token_type_hint must be access_token or refresh_token",
+            ));
         }
     }
-    let Some(found) = lookup::find(app, token, hint).await? else { return Ok(()) };
+    let Some(found) = lookup::find(app, token, hint).await? else {
+        return Ok(());
+    };
     // §2.1: only the client the token was issued to may revoke it; for anyone else the
     // token is treated as unknown, which reveals nothing about it.
     if found.grant().client_id != client.id {

@@ -26,7 +26,12 @@ pub async fn end_session(app: &AppState, session: &SessionRow) -> Result<(), Err
     tracing::info!(sid = %session.id, clients = notify.len(), "session ended");
     for client in notify {
         if client.backchannel_logout_uri.is_some() {
-            tokio::spawn(deliver(app.clone(), client, session.user_id.clone(), session.id.clone()));
+            tokio::spawn(deliver(
+                app.clone(),
+                client,
+                session.user_id.clone(),
+                session.id.clone(),
+            ));
         }
     }
     Ok(())
@@ -46,7 +51,9 @@ pub async fn end_all_sessions(app: &AppState, user_id: &str) -> Result<usize, Er
 /// POSTs a logout token, retrying with backoff; each attempt is bounded by the client's
 /// timeout. The outcome is logged; delivery never blocks the person signing out.
 async fn deliver(app: AppState, client: Client, sub: String, sid: String) {
-    let Some(uri) = client.backchannel_logout_uri.clone() else { return };
+    let Some(uri) = client.backchannel_logout_uri.clone() else {
+        return;
+    };
     let now = store::now();
     let mut claims = json!({
         "iss": app.config.issuer,
@@ -68,15 +75,24 @@ async fn deliver(app: AppState, client: Client, sub: String, sid: String) {
         }
     };
     for attempt in 1..=ATTEMPTS {
-        let result = app.http.post(&uri).form(&[("logout_token", token.as_str())]).send().await;
+        let result = app
+            .http
+            .post(&uri)
+            .form(&[("logout_token", token.as_str())])
+            .send()
+            .await;
         match result {
             // §2.8: the RP answers 200 (or 204) on success.
             Ok(r) if r.status().is_success() => {
                 tracing::info!(client_id = %client.id, attempt, "back-channel logout delivered");
                 return;
             }
-            Ok(r) => tracing::warn!(client_id = %client.id, attempt, status = %r.status(), "back-channel logout refused"),
-            Err(e) => tracing::warn!(client_id = %client.id, attempt, error = %e, "back-channel logout failed"),
+            Ok(r) => {
+                tracing::warn!(client_id = %client.id, attempt, status = %r.status(), "back-channel logout refused")
+            }
+            Err(e) => {
+                tracing::warn!(client_id = %client.id, attempt, error = %e, "back-channel logout failed")
+            }
         }
         if attempt < ATTEMPTS {
             tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(attempt - 1))).await;

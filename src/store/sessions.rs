@@ -151,7 +151,11 @@ pub async fn purge_ended(store: &Store, now: i64, keep_secs: i64) -> StoreResult
 }
 
 /// The user's live sessions, most recently used first (the account page's list).
-pub async fn list_live_for_user(store: &Store, user_id: &str, now: i64) -> StoreResult<Vec<SessionRow>> {
+pub async fn list_live_for_user(
+    store: &Store,
+    user_id: &str,
+    now: i64,
+) -> StoreResult<Vec<SessionRow>> {
     with_conn!(store, |conn| {
         Ok(sessions::table
             .filter(sessions::user_id.eq(user_id))

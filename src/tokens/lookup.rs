@@ -4,9 +4,9 @@
 use crate::app::App;
 use crate::error::Error;
 use crate::security::digest;
+use crate::store;
 use crate::store::grants::{self, GrantRow};
 use crate::store::refresh_tokens::{self, RefreshTokenRow};
-use crate::store;
 use crate::tokens::access_token::{self, AccessTokenClaims};
 
 pub enum Found {
@@ -39,10 +39,13 @@ pub async fn find(app: &App, token: &str, hint: Option<&str>) -> Result<Option<F
 
 async fn access(app: &App, token: &str) -> Result<Option<Found>, Error> {
     let keys = app.keys.current();
-    let Ok(claims) = access_token::validate(&keys, token, &app.config.issuer, store::now(), 0) else {
+    let Ok(claims) = access_token::validate(&keys, token, &app.config.issuer, store::now(), 0)
+    else {
         return Ok(None);
     };
-    Ok(grants::find(&app.store, &claims.gid).await?.map(|g| Found::Access(claims, g)))
+    Ok(grants::find(&app.store, &claims.gid)
+        .await?
+        .map(|g| Found::Access(claims, g)))
 }
 
 async fn refresh(app: &App, token: &str) -> Result<Option<Found>, Error> {
@@ -55,5 +58,7 @@ async fn refresh(app: &App, token: &str) -> Result<Option<Found>, Error> {
     if row.expires_at < store::now() {
         return Ok(None);
     }
-    Ok(grants::find(&app.store, &row.grant_id).await?.map(|g| Found::Refresh(row, g)))
+    Ok(grants::find(&app.store, &row.grant_id)
+        .await?
+        .map(|g| Found::Refresh(row, g)))
 }

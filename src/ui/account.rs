@@ -25,7 +25,10 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn csrf(app: &App, session_id: &str) -> String {
-    b64url(&hmac_sha256(&app.instance_key, format!("account-csrf:{session_id}").as_bytes()))
+    b64url(&hmac_sha256(
+        &app.instance_key,
+        format!("account-csrf:{session_id}").as_bytes(),
+    ))
 }
 
 fn not_signed_in() -> Error {
@@ -47,13 +50,19 @@ fn when(ts: i64) -> String {
 }
 
 async fn page(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
-    let current = session::current(&app, &headers).await?.ok_or_else(not_signed_in)?;
+    let current = session::current(&app, &headers)
+        .await?
+        .ok_or_else(not_signed_in)?;
     let list = sessions::list_live_for_user(&app.store, &current.user.id, store::now()).await?;
     let views: Vec<SessionView> = list
         .iter()
         .map(|s| SessionView {
             id: s.id.clone(),
-            device: s.user_agent.clone().unwrap_or_else(|| "Unknown device".into()),
+            device: s
+                .user_agent
+                .as_deref()
+                .map(crate::http::describe_user_agent)
+                .unwrap_or_else(|| "Unknown device".into()),
             ip: s.ip.clone().unwrap_or_default(),
             created: when(s.created_at),
             last_seen: when(s.last_seen_at),
@@ -68,36 +77,65 @@ async fn page(State(app): State<AppState>, headers: HeaderMap) -> Result<Respons
     }))
 }
 
-async fn checked(app: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(Current, Params), Error> {
-    let current = session::current(app, headers).await?.ok_or_else(not_signed_in)?;
+async fn checked(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Current, Params), Error> {
+    let current = session::current(app, headers)
+        .await?
+        .ok_or_else(not_signed_in)?;
     let params = Params::parse(body);
     let expected = csrf(app, &current.session.id);
-    if !constant_time_eq(expected.as_bytes(), params.get("csrf").unwrap_or("").as_bytes()) {
-        return Err(Error::page(StatusCode::FORBIDDEN, "Form expired", "Reload the account page and try again."));
+    if !constant_time_eq(
+        expected.as_bytes(),
+        params.get("csrf").unwrap_or("").as_bytes(),
+    ) {
+        return Err(Error::page(
+            StatusCode::FORBIDDEN,
+            "Form expired",
+            "Reload the account page and try again.",
+        ));
     }
     Ok((current, params))
 }
 
-async fn end_one(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, PageError> {
+async fn end_one(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
     let (current, params) = checked(&app, &headers, &body).await?;
     let id = params.get("session").unwrap_or("");
     let target = sessions::find(&app.store, id)
         .await?
         .filter(|s| s.user_id == current.user.id && s.revoked_at.is_none())
-        .ok_or_else(|| Error::bad_request_page("Unknown session", "That session has already ended."))?;
+        .ok_or_else(|| {
+            Error::bad_request_page("Unknown session", "That session has already ended.")
+        })?;
     session::logout::end_session(&app, &target).await?;
     if target.id == current.session.id {
         let mut response = crate::ui::render(&super::views::SignedOutPage);
-        response.headers_mut().append(header::SET_COOKIE, app.cookies.clear(crate::http::cookies::SESSION));
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            app.cookies.clear(crate::http::cookies::SESSION),
+        );
         return Ok(response);
     }
     Ok(redirect("/account"))
 }
 
-async fn end_all(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, PageError> {
+async fn end_all(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
     let (current, _) = checked(&app, &headers, &body).await?;
     session::logout::end_all_sessions(&app, &current.user.id).await?;
     let mut response = crate::ui::render(&super::views::SignedOutPage);
-    response.headers_mut().append(header::SET_COOKIE, app.cookies.clear(crate::http::cookies::SESSION));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        app.cookies.clear(crate::http::cookies::SESSION),
+    );
     Ok(response)
 }

@@ -237,3 +237,55 @@ test('the sign-in page has a strict Content-Security-Policy and no inline script
     assert.deepEqual(violations, [], 'the page triggers no CSP violations');
   });
 });
+
+test('the demo sensitive operation forces a fresh sign-in once auth_time is too old', { timeout: TEST_TIMEOUT }, async () => {
+  // run.sh starts the server with a 5-second freshness window for the demo's operation.
+  await withPage('sensitive', async (page) => {
+    await signInFromDemo(page);
+    const first = await readAuthTime(page);
+
+    // Fresh sign-in: the operation runs at once, no sign-in page.
+    await page.locator('#sensitive-operation').click();
+    await page.waitForURL(isDemoPage);
+    await page.locator('#operation-result').waitFor();
+    assert.match(await page.locator('#operation-result').textContent(), /recent enough/);
+    await shot(page, '06-sensitive-fresh.png');
+
+    // Past the window: Tessera asks to confirm it's the same user (prompt=login + id_token_hint).
+    await page.waitForTimeout(5500);
+    await page.locator('#sensitive-operation').click();
+    await page.waitForURL(isSignInPage);
+    assert.equal(await page.locator('h1').textContent(), "Confirm it's you");
+    assert.equal(await page.locator('#email').inputValue(), DEMO_EMAIL);
+    assert.equal(await page.locator('#email').getAttribute('readonly'), '', 'the hinted account is fixed');
+    await shot(page, '07-sensitive-reauthenticate.png');
+    await submitSignIn(page, { password: DEMO_PASSWORD });
+    await page.waitForURL(isDemoPage);
+    await page.locator('#operation-result').waitFor();
+    const before = Number(await page.locator('#auth-time-before').textContent());
+    const after = Number(await page.locator('#auth-time-after').textContent());
+    assert.equal(before, first, 'the operation saw the old auth_time first');
+    assert.ok(after > before, `auth_time advanced from ${before} to ${after}`);
+    assert.equal(await readAuthTime(page), after);
+    await shot(page, '08-sensitive-done.png');
+  });
+});
+
+test('the account page lists the session and signing out reaches Tessera', { timeout: TEST_TIMEOUT }, async () => {
+  await withPage('account-logout', async (page) => {
+    await signInFromDemo(page);
+    await page.locator('#account-link').click();
+    await page.waitForURL((url) => pathOf(url) === '/account');
+    assert.equal((await page.locator('#account-email').textContent()).trim(), DEMO_EMAIL);
+    assert.ok((await page.locator('#sessions tr[data-session]').count()) >= 1);
+    await shot(page, '09-account.png');
+
+    // RP-initiated logout from the demo: back on /demo signed out, and Tessera's session gone.
+    await page.goto(`${BASE_URL}/demo`);
+    await page.locator('#demo-logout').click();
+    await page.waitForURL(isDemoPage);
+    await page.locator('#demo-sign-in').waitFor();
+    const response = await page.goto(`${BASE_URL}/account`);
+    assert.equal(response.status(), 401, 'the Tessera session ended with the demo logout');
+  });
+});
