@@ -32,6 +32,8 @@ pub struct App {
     pub discovery: crate::oidc::discovery::Prepared,
     /// Outbound HTTP (back-channel logout): no redirects, bounded timeouts.
     pub http: openidconnect::reqwest::Client,
+    /// WebAuthn relying party; `None` when the issuer's host is an IP address.
+    pub passkeys: Option<crate::authn::passkey::Passkeys>,
 }
 
 pub type AppState = Arc<App>;
@@ -68,6 +70,7 @@ pub async fn build(config: Config) -> Result<AppState, String> {
         .timeout(Duration::from_secs(5))
         .build()
         .map_err(|e| format!("HTTP client: {e}"))?;
+    let passkeys = crate::authn::passkey::Passkeys::from_config(&config)?;
     let app = Arc::new(App {
         config,
         store,
@@ -77,7 +80,9 @@ pub async fn build(config: Config) -> Result<AppState, String> {
         instance_key,
         discovery,
         http,
+        passkeys,
     });
+    crate::ui::account::ensure_client(&app).await?;
     if app.config.demo {
         crate::demo::seed(&app).await?;
     }
@@ -129,7 +134,8 @@ pub fn router(app: AppState) -> Router {
         .route("/static/{file}", get(crate::ops::static_file))
         .merge(crate::oidc::routes())
         .merge(crate::ui::interaction::routes())
-        .merge(crate::ui::account::routes());
+        .merge(crate::ui::account::routes())
+        .merge(crate::ui::passkeys::routes());
     if app.config.demo {
         router = router.nest("/demo", crate::demo::routes());
     }

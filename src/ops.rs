@@ -32,6 +32,11 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../static/form_post.js"),
     ),
+    (
+        "webauthn.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../static/webauthn.js"),
+    ),
 ];
 
 pub async fn static_file(Path(file): Path<String>) -> Response {
@@ -90,6 +95,10 @@ pub async fn housekeeping(app: &App) {
         (
             "retired keys",
             store::keys::purge_retired(&app.store, now).await,
+        ),
+        (
+            "WebAuthn ceremonies",
+            store::passkeys::purge_expired_ceremonies(&app.store, now).await,
         ),
     ];
     for (what, result) in results {

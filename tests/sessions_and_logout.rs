@@ -392,7 +392,11 @@ async fn account_page_lists_sessions_and_ending_one_revokes_its_tokens() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()["location"],
+        "/account/login",
+        "signed out: the account page asks to sign in"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -106,6 +106,7 @@ pub async fn create_user(store: &Store, new: NewUser<'_>) -> Result<User, String
         disabled: false,
         created_at: now,
         updated_at: now,
+        webauthn_handle: None,
     };
     users::insert(store, &user).await.map_err(|e| {
         if e.is_unique_violation() {

@@ -2,14 +2,18 @@
 //! share: the RFC 8176 `amr` values and `acr` levels a sign-in produces, and whether a user
 //! can re-prove presence (the reauthentication claim).
 
+pub mod passkey;
 pub mod password;
 
 use crate::store::users::User;
+use crate::store::{Store, StoreResult};
 
 /// `acr` values Tessera issues (documented in the README): "1" is a single factor that the
-/// user knows or holds.
+/// user knows or holds; "2" is phishing-resistant multi-factor (a passkey with user
+/// verification: possession of a key bound to the origin, plus a PIN or biometric).
 pub const ACR_SINGLE_FACTOR: &str = "1";
-pub const ACR_VALUES_SUPPORTED: &[&str] = &[ACR_SINGLE_FACTOR];
+pub const ACR_PHISHING_RESISTANT_MFA: &str = "2";
+pub const ACR_VALUES_SUPPORTED: &[&str] = &[ACR_SINGLE_FACTOR, ACR_PHISHING_RESISTANT_MFA];
 
 /// What one successful sign-in proved, recorded on the session.
 #[derive(Debug, Clone)]
@@ -26,10 +30,28 @@ impl Authentication {
             acr: ACR_SINGLE_FACTOR,
         }
     }
+
+    /// RFC 8176 §2 for a passkey: `hwk` for a device-bound key, `swk` for a synced
+    /// (backup-eligible) one, whose private key leaves secure hardware; with user verification
+    /// also `user` (a gesture proved presence) and `mfa` (possession plus PIN or biometric).
+    pub fn passkey(backup_eligible: bool, user_verified: bool) -> Authentication {
+        let key = if backup_eligible { "swk" } else { "hwk" };
+        if user_verified {
+            Authentication {
+                amr: vec![key.into(), "user".into(), "mfa".into()],
+                acr: ACR_PHISHING_RESISTANT_MFA,
+            }
+        } else {
+            Authentication { amr: vec![key.into()], acr: ACR_SINGLE_FACTOR }
+        }
+    }
 }
 
-/// True when the user holds a method that can re-prove presence interactively. For now
-/// that is a password; passkeys and enrolled devices will count too.
-pub fn can_reauthenticate(user: &User) -> bool {
-    user.password_hash.is_some()
+/// True when the user holds a method that can re-prove presence interactively: a password
+/// or a passkey that has not been flagged.
+pub async fn can_reauthenticate(store: &Store, user: &User) -> StoreResult<bool> {
+    if user.password_hash.is_some() {
+        return Ok(true);
+    }
+    Ok(crate::store::passkeys::count_usable_for_user(store, &user.id).await? > 0)
 }

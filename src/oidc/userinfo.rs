@@ -128,7 +128,7 @@ async fn handle(
         body[k] = v;
     }
     body[app.config.reauthentication_claim.as_str()] =
-        json!(crate::authn::can_reauthenticate(&user));
+        json!(crate::authn::can_reauthenticate(&app.store, &user).await?);
     let mut response = Json(body).into_response();
     response
         .headers_mut()

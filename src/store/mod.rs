@@ -11,6 +11,7 @@ pub mod codes;
 pub mod grants;
 pub mod keys;
 pub mod orgs;
+pub mod passkeys;
 pub mod rate_limits;
 pub mod refresh_tokens;
 pub mod schema;

@@ -27,6 +27,7 @@ diesel::table! {
         disabled -> Bool,
         created_at -> BigInt,
         updated_at -> BigInt,
+        webauthn_handle -> Nullable<Text>,
     }
 }
 
@@ -155,7 +156,34 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    passkeys (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        aaguid -> Nullable<Text>,
+        credential -> Text,
+        backup_eligible -> Bool,
+        flagged -> Bool,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    webauthn_ceremonies (id) {
+        id -> Text,
+        kind -> Text,
+        user_id -> Nullable<Text>,
+        state -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    passkeys,
+    webauthn_ceremonies,
     organizations,
     users,
     clients,

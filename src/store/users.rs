@@ -24,6 +24,8 @@ pub struct User {
     pub disabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The WebAuthn user handle, created with the user's first passkey.
+    pub webauthn_handle: Option<String>,
 }
 
 /// Emails compare case-insensitively and without surrounding space: one address, one account.
@@ -98,5 +100,35 @@ pub async fn set_password_hash(store: &Store, id: &str, hash: Option<&str>) -> S
             .execute(conn)
             .await?;
         Ok(())
+    })
+}
+
+pub async fn find_by_webauthn_handle(store: &Store, handle: &str) -> StoreResult<Option<User>> {
+    if !super::storable(handle) {
+        return Ok(None);
+    }
+    with_conn!(store, |conn| {
+        Ok(users::table
+            .filter(users::webauthn_handle.eq(handle))
+            .select(User::as_select())
+            .first(conn)
+            .await
+            .optional()?)
+    })
+}
+
+/// Sets the user's WebAuthn handle unless one is already set; returns the stored handle.
+pub async fn ensure_webauthn_handle(store: &Store, id: &str, candidate: &str) -> StoreResult<String> {
+    with_conn!(store, |conn| {
+        diesel::update(users::table.find(id).filter(users::webauthn_handle.is_null()))
+            .set(users::webauthn_handle.eq(Some(candidate)))
+            .execute(conn)
+            .await?;
+        let stored: Option<String> = users::table
+            .find(id)
+            .select(users::webauthn_handle)
+            .first(conn)
+            .await?;
+        stored.ok_or_else(|| super::StoreError::Corrupt("user without a WebAuthn handle".into()))
     })
 }

@@ -1,42 +1,92 @@
-//! The account page: who is signed in, their active sessions (end any of them), and
-//! "sign out everywhere". It acts only on the signed-in user's own sessions.
+//! The account page: who is signed in, their passkeys (add, rename, delete), their active
+//! sessions (end any of them), and "sign out everywhere". It acts only on the signed-in
+//! user's own data.
+//!
+//! Like Keycloak's account console, the page signs people in as a first-party client of
+//! Tessera itself (`tessera-account`): `/account/login` runs the ordinary authorization flow,
+//! so every sign-in method and rule of the hosted page applies here too.
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
+use serde::Deserialize;
 
-use super::views::{AccountPage, SessionView};
+use super::views::{AccountPage, PasskeyView, SessionView};
 use crate::app::{App, AppState};
 use crate::error::{Error, PageError};
 use crate::http::params::Params;
 use crate::oidc::authorize::response::redirect;
-use crate::security::{b64url, constant_time_eq, hmac_sha256};
+use crate::security::{b64url, constant_time_eq, hmac_sha256, random_secret};
 use crate::session::{self, Current};
-use crate::store::{self, sessions};
+use crate::store::{self, passkeys, sessions};
+
+pub const ACCOUNT_CLIENT_ID: &str = "tessera-account";
+/// Deleting a passkey needs a sign-in at most this old.
+pub const RECENT_AUTH_SECS: i64 = 300;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/account", get(page))
+        .route("/account/login", get(login))
+        .route("/account/callback", get(callback))
         .route("/account/sessions/end", post(end_one))
         .route("/account/sign-out-everywhere", post(end_all))
+        .route("/account/passkeys/rename", post(rename_passkey))
+        .route("/account/passkeys/delete", post(delete_passkey))
 }
 
-fn csrf(app: &App, session_id: &str) -> String {
-    b64url(&hmac_sha256(
-        &app.instance_key,
-        format!("account-csrf:{session_id}").as_bytes(),
-    ))
+/// Registers the account console as a public client of the default organization, with its
+/// redirect URI following the configured issuer.
+pub async fn ensure_client(app: &App) -> Result<(), String> {
+    let redirect = vec![app.config.endpoint("/account/callback")];
+    let encoded = store::encode_list(&redirect);
+    match store::clients::find(&app.store, ACCOUNT_CLIENT_ID).await.map_err(|e| e.to_string())? {
+        Some(c) if c.redirect_uris == redirect => Ok(()),
+        Some(_) => store::clients::update_registration(&app.store, ACCOUNT_CLIENT_ID, None, &encoded, "[]")
+            .await
+            .map_err(|e| e.to_string()),
+        None => crate::admin::create_client(
+            &app.store,
+            crate::admin::NewClient {
+                org_id: &app.default_org.id,
+                name: "Your Tessera account",
+                redirect_uris: &redirect,
+                post_logout_redirect_uris: &[],
+                public: true,
+                id: Some(ACCOUNT_CLIENT_ID),
+                secret: None,
+                backchannel_logout_uri: None,
+            },
+        )
+        .await
+        .map(|_| ())
+        .or_else(|e| if e.contains("already exists") { Ok(()) } else { Err(e) }),
+    }
+}
+
+pub(crate) fn csrf(app: &App, session_id: &str) -> String {
+    b64url(&hmac_sha256(&app.instance_key, format!("account-csrf:{session_id}").as_bytes()))
 }
 
 fn not_signed_in() -> Error {
     Error::page(
         StatusCode::UNAUTHORIZED,
         "Not signed in",
-        "You are not signed in to Tessera in this browser. Sign in through an application first.",
+        "You are not signed in to Tessera in this browser. Open /account/login to sign in.",
     )
+}
+
+/// The signed-in user of a form or JSON call that must carry the account page's CSRF token.
+pub(crate) async fn signed_in_with_csrf(app: &App, headers: &HeaderMap, token: &str) -> Result<Current, Error> {
+    let current = session::current(app, headers).await?.ok_or_else(not_signed_in)?;
+    let expected = csrf(app, &current.session.id);
+    if !constant_time_eq(expected.as_bytes(), token.as_bytes()) {
+        return Err(Error::page(StatusCode::FORBIDDEN, "Form expired", "Reload the account page and try again."));
+    }
+    Ok(current)
 }
 
 fn when(ts: i64) -> String {
@@ -49,12 +99,21 @@ fn when(ts: i64) -> String {
     }
 }
 
-async fn page(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
-    let current = session::current(&app, &headers)
-        .await?
-        .ok_or_else(not_signed_in)?;
+#[derive(Deserialize)]
+pub struct PageQuery {
+    notice: Option<String>,
+}
+
+async fn page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, PageError> {
+    let Some(current) = session::current(&app, &headers).await? else {
+        return Ok(redirect("/account/login"));
+    };
     let list = sessions::list_live_for_user(&app.store, &current.user.id, store::now()).await?;
-    let views: Vec<SessionView> = list
+    let session_views: Vec<SessionView> = list
         .iter()
         .map(|s| SessionView {
             id: s.id.clone(),
@@ -70,72 +129,133 @@ async fn page(State(app): State<AppState>, headers: HeaderMap) -> Result<Respons
             current: s.id == current.session.id,
         })
         .collect();
+    let passkey_views = passkeys::list_for_user(&app.store, &current.user.id)
+        .await?
+        .into_iter()
+        .map(|p| PasskeyView {
+            authenticator: p
+                .aaguid
+                .as_deref()
+                .and_then(crate::authn::passkey::authenticator_name)
+                .unwrap_or("")
+                .to_owned(),
+            id: p.id,
+            name: p.name,
+            created: when(p.created_at),
+            last_used: p.last_used_at.map(when).unwrap_or_else(|| "never".into()),
+            flagged: p.flagged,
+        })
+        .collect();
+    let notice = match q.notice.as_deref() {
+        Some("reauthenticate") => Some("Confirm it's you first: sign in again, then repeat the change."),
+        Some("passkey-deleted") => Some("The passkey was deleted."),
+        _ => None,
+    };
     Ok(super::render(&AccountPage {
         email: &current.user.email,
         csrf: &csrf(&app, &current.session.id),
-        sessions: views,
+        sessions: session_views,
+        passkeys_enabled: app.passkeys.is_some(),
+        passkeys: passkey_views,
+        notice,
     }))
 }
 
-async fn checked(
-    app: &AppState,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(Current, Params), Error> {
-    let current = session::current(app, headers)
-        .await?
-        .ok_or_else(not_signed_in)?;
-    let params = Params::parse(body);
-    let expected = csrf(app, &current.session.id);
-    if !constant_time_eq(
-        expected.as_bytes(),
-        params.get("csrf").unwrap_or("").as_bytes(),
-    ) {
-        return Err(Error::page(
-            StatusCode::FORBIDDEN,
-            "Form expired",
-            "Reload the account page and try again.",
-        ));
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    prompt: Option<String>,
+}
+
+/// Signs in to the account console through the ordinary authorization endpoint. Only the
+/// session matters here, so the code at the callback is not exchanged.
+async fn login(State(app): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
+    let verifier = random_secret();
+    let mut url = url::Url::parse(&app.config.endpoint("/authorize")).expect("issuer URL");
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", ACCOUNT_CLIENT_ID)
+        .append_pair("redirect_uri", &app.config.endpoint("/account/callback"))
+        .append_pair("scope", "openid")
+        .append_pair("code_challenge", &crate::oidc::authorize::pkce::s256(&verifier))
+        .append_pair("code_challenge_method", "S256");
+    if q.prompt.as_deref() == Some("login") {
+        url.query_pairs_mut().append_pair("prompt", "login");
     }
+    redirect(url.as_str())
+}
+
+async fn callback(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
+    match session::current(&app, &headers).await? {
+        Some(_) => Ok(redirect("/account")),
+        None => Err(not_signed_in().into()),
+    }
+}
+
+async fn checked(app: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(Current, Params), Error> {
+    let params = Params::parse(body);
+    let current = signed_in_with_csrf(app, headers, params.get("csrf").unwrap_or("")).await?;
     Ok((current, params))
 }
 
-async fn end_one(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, PageError> {
+async fn end_one(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, PageError> {
     let (current, params) = checked(&app, &headers, &body).await?;
     let id = params.get("session").unwrap_or("");
     let target = sessions::find(&app.store, id)
         .await?
         .filter(|s| s.user_id == current.user.id && s.revoked_at.is_none())
-        .ok_or_else(|| {
-            Error::bad_request_page("Unknown session", "That session has already ended.")
-        })?;
+        .ok_or_else(|| Error::bad_request_page("Unknown session", "That session has already ended."))?;
     session::logout::end_session(&app, &target).await?;
     if target.id == current.session.id {
         let mut response = crate::ui::render(&super::views::SignedOutPage);
-        response.headers_mut().append(
-            header::SET_COOKIE,
-            app.cookies.clear(crate::http::cookies::SESSION),
-        );
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, app.cookies.clear(crate::http::cookies::SESSION));
         return Ok(response);
     }
     Ok(redirect("/account"))
 }
 
-async fn end_all(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, PageError> {
+async fn end_all(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, PageError> {
     let (current, _) = checked(&app, &headers, &body).await?;
     session::logout::end_all_sessions(&app, &current.user.id).await?;
     let mut response = crate::ui::render(&super::views::SignedOutPage);
-    response.headers_mut().append(
-        header::SET_COOKIE,
-        app.cookies.clear(crate::http::cookies::SESSION),
-    );
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, app.cookies.clear(crate::http::cookies::SESSION));
     Ok(response)
+}
+
+async fn rename_passkey(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, PageError> {
+    let (current, params) = checked(&app, &headers, &body).await?;
+    let name: String = params.get("name").unwrap_or("").trim().chars().take(64).collect();
+    if name.is_empty() {
+        return Err(Error::bad_request_page("Name required", "Give the passkey a name.").into());
+    }
+    if !passkeys::rename(&app.store, &current.user.id, params.get("id").unwrap_or(""), &name).await? {
+        return Err(Error::bad_request_page("Unknown passkey", "That passkey is not on your account.").into());
+    }
+    Ok(redirect("/account"))
+}
+
+async fn delete_passkey(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, PageError> {
+    let (current, params) = checked(&app, &headers, &body).await?;
+    if store::now() - current.session.auth_time > RECENT_AUTH_SECS {
+        // A stolen session must not be able to remove a user's credentials.
+        return Ok(redirect("/account?notice=reauthenticate"));
+    }
+    let id = params.get("id").unwrap_or("");
+    let remaining_password = current.user.password_hash.is_some();
+    let count = passkeys::list_for_user(&app.store, &current.user.id).await?.len();
+    if !remaining_password && count <= 1 {
+        return Err(Error::bad_request_page(
+            "Cannot delete your last sign-in method",
+            "This is the only way you can sign in. Add another passkey first.",
+        )
+        .into());
+    }
+    if !passkeys::delete(&app.store, &current.user.id, id).await? {
+        return Err(Error::bad_request_page("Unknown passkey", "That passkey is not on your account.").into());
+    }
+    tracing::info!(user_id = %current.user.id, "passkey deleted");
+    Ok(redirect("/account?notice=passkey-deleted"))
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Form, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
@@ -19,6 +19,7 @@ use crate::oidc::authorize::pending::{self, Pending};
 use crate::oidc::authorize::response;
 use crate::oidc::scope::Scope;
 use crate::session;
+use crate::store::users::User;
 use crate::store::{auth_requests, clients, users};
 
 pub fn routes() -> Router<AppState> {
@@ -101,8 +102,18 @@ async fn render_login(
             email_locked: locked,
             reauthenticating,
             error,
+            passkeys: app.passkeys.is_some(),
+            passkey_first: passkey_first(app, pending).await?,
         },
     ))
+}
+
+/// A hinted account that holds a passkey is offered the passkey first (reauthentication).
+async fn passkey_first(app: &App, pending: &Pending) -> Result<bool, Error> {
+    let Some(sub) = &pending.request.hinted_subject else {
+        return Ok(false);
+    };
+    Ok(app.passkeys.is_some() && crate::store::passkeys::count_usable_for_user(&app.store, sub).await? > 0)
 }
 
 async fn login_page(
@@ -200,28 +211,62 @@ async fn login_submit(
                 &headers,
                 &pending,
                 StatusCode::FORBIDDEN,
-                Some("The application asked you to confirm a different account. Sign in as that account, or go back to the application."),
+                Some(WRONG_ACCOUNT),
                 None,
             )
             .await?);
         }
     }
-    let previous = session::current(&app, &headers).await?;
-    let (session, cookie) = session::establish(
+    let (next, cookie) = finish_sign_in(
         &app,
-        previous.as_ref().map(|c| &c.session),
+        &headers,
+        &pending,
         &user,
         &Authentication::password(),
-        crate::http::user_agent(&headers),
+        ip,
+    )
+    .await?;
+    Ok(crate::oidc::authorize::with_cookie(response::redirect(&next), cookie))
+}
+
+/// Once a person is offered to add a passkey after a password sign-in and says "not now",
+/// this cookie keeps the offer away for 30 days.
+pub(crate) const NUDGE_COOKIE: &str = "tessera_passkey_nudge";
+
+pub(crate) const WRONG_ACCOUNT: &str = "The application asked you to confirm a different account. Sign in as that account, or go back to the application.";
+
+/// Records a successful sign-in for a parked request (the session, and that this request's
+/// sign-in happened) and says where the browser goes next, with the session cookie to set.
+pub(crate) async fn finish_sign_in(
+    app: &App,
+    headers: &HeaderMap,
+    pending: &Pending,
+    user: &User,
+    authentication: &Authentication,
+    ip: Option<std::net::IpAddr>,
+) -> Result<(String, HeaderValue), Error> {
+    let previous = session::current(app, headers).await?;
+    let (session, cookie) = session::establish(
+        app,
+        previous.as_ref().map(|c| &c.session),
+        user,
+        authentication,
+        crate::http::user_agent(headers),
         ip.map(|i| i.to_string()),
     )
     .await?;
     auth_requests::mark_authenticated(&app.store, &pending.id, &session.id).await?;
-    tracing::info!(method = "password", "sign-in succeeded");
-    Ok(crate::oidc::authorize::with_cookie(
-        resume(&pending),
-        cookie,
-    ))
+    tracing::info!(amr = %authentication.amr.join(" "), "sign-in succeeded");
+    let offer_passkey = authentication.amr == ["pwd"]
+        && app.passkeys.is_some()
+        && app.cookies.read(headers, NUDGE_COOKIE).is_none()
+        && crate::store::passkeys::count_usable_for_user(&app.store, &user.id).await? == 0;
+    let next = if offer_passkey {
+        format!("/passkeys/offer?request={}", pending.id)
+    } else {
+        format!("/authorize/resume?request={}", pending.id)
+    };
+    Ok((next, cookie))
 }
 
 async fn select_account_page(

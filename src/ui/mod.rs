@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod interaction;
+pub mod passkeys;
 pub mod views;
 
 use askama::Template;

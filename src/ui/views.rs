@@ -20,6 +20,10 @@ pub struct LoginPage<'a> {
     pub email_locked: bool,
     pub reauthenticating: bool,
     pub error: Option<&'a str>,
+    /// Passkeys are available (the issuer has a hostname).
+    pub passkeys: bool,
+    /// The hinted account holds a passkey: offer it before the password.
+    pub passkey_first: bool,
 }
 
 #[derive(Template)]
@@ -86,4 +90,24 @@ pub struct AccountPage<'a> {
     pub email: &'a str,
     pub csrf: &'a str,
     pub sessions: Vec<SessionView>,
+    pub passkeys_enabled: bool,
+    pub passkeys: Vec<PasskeyView>,
+    pub notice: Option<&'a str>,
+}
+
+pub struct PasskeyView {
+    pub id: String,
+    pub name: String,
+    pub authenticator: String,
+    pub created: String,
+    pub last_used: String,
+    pub flagged: bool,
+}
+
+#[derive(Template)]
+#[template(path = "passkey_offer.html")]
+pub struct PasskeyOfferPage<'a> {
+    pub csrf: &'a str,
+    pub request_id: &'a str,
+    pub continue_url: &'a str,
 }

@@ -59,7 +59,10 @@ pub async fn respond(app: &App, issue: Issue<'_>) -> Result<Value, Error> {
     });
     let id_input = match issue.user {
         Some(user) if issue.scope.has("openid") => {
-            Some((user.clone(), crate::authn::can_reauthenticate(user)))
+            Some((
+                user.clone(),
+                crate::authn::can_reauthenticate(&app.store, user).await?,
+            ))
         }
         _ => None,
     };

@@ -1,0 +1,264 @@
+//! Passkey endpoints used by `static/webauthn.js`: sign-in at the hosted page (username-first
+//! and discoverable), and registration from the account page or the offer shown after a
+//! password sign-in. JSON in, JSON out; every call carries the CSRF token of its page.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Form, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
+
+use crate::app::{App, AppState};
+use crate::authn::passkey::{self, PasskeyError, Passkeys};
+use crate::error::{Error, PageError};
+use crate::oidc::authorize::pending;
+use crate::session;
+use crate::store::clients;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/login/passkey/options", post(sign_in_options))
+        .route("/login/passkey/finish", post(sign_in_finish))
+        .route("/account/passkeys/options", post(register_options))
+        .route("/account/passkeys/finish", post(register_finish))
+        .route("/passkeys/offer", get(offer_page))
+        .route("/passkeys/offer/dismiss", post(offer_dismiss))
+}
+
+/// A JSON error the page shows as it is.
+fn refused(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": "passkey_refused", "message": message }))).into_response()
+}
+
+fn passkey_error(e: PasskeyError) -> Response {
+    match e {
+        PasskeyError::Store(inner) => Error::from(inner).into_response(),
+        PasskeyError::Verification(detail) => {
+            tracing::info!(detail = %detail, "passkey verification failed");
+            refused(StatusCode::BAD_REQUEST, &PasskeyError::Verification(String::new()).to_string())
+        }
+        other => refused(StatusCode::BAD_REQUEST, &other.to_string()),
+    }
+}
+
+fn enabled(app: &App) -> Result<&Passkeys, Response> {
+    app.passkeys.as_ref().ok_or_else(|| {
+        refused(StatusCode::NOT_FOUND, "Passkeys are not available on this server.")
+    })
+}
+
+#[derive(Deserialize)]
+pub struct SignInOptions {
+    request: String,
+    csrf: String,
+    #[serde(default)]
+    email: Option<String>,
+    /// `conditional` for passkey autofill in the email field.
+    #[serde(default)]
+    mediation: Option<String>,
+}
+
+async fn sign_in_options(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<SignInOptions>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(body)) = body else {
+        return refused(StatusCode::BAD_REQUEST, "The request could not be read.");
+    };
+    let pk = match enabled(&app) {
+        Ok(pk) => pk,
+        Err(r) => return r,
+    };
+    let result: Result<Response, Error> = async {
+        let pending = pending::load(&app, &headers, &body.request).await?;
+        pending.check_csrf(&body.csrf)?;
+        let client = clients::find(&app.store, &pending.request.client_id)
+            .await?
+            .ok_or_else(|| Error::invalid_request("unknown application"))?;
+        // A reauthentication is for the hinted account only, whatever was typed.
+        let hinted_email = match &pending.request.hinted_subject {
+            Some(sub) => crate::store::users::find(&app.store, sub).await?.map(|u| u.email),
+            None => None,
+        };
+        let email = hinted_email.or(body.email.filter(|e| e.len() <= 320));
+        let started = passkey::start_authentication(
+            pk,
+            &app.store,
+            &app.instance_key,
+            &client.org_id,
+            email.as_deref(),
+        )
+        .await;
+        let (ceremony, options) = match started {
+            Ok(ok) => ok,
+            Err(e) => return Ok(passkey_error(e)),
+        };
+        let mut options = serde_json::to_value(&options).map_err(|e| Error::Internal(e.to_string()))?;
+        if body.mediation.as_deref() != Some("conditional") {
+            options["mediation"] = Value::Null;
+        }
+        Ok(Json(json!({ "ceremony": ceremony, "options": options })).into_response())
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[derive(Deserialize)]
+pub struct SignInFinish {
+    request: String,
+    csrf: String,
+    ceremony: String,
+    credential: Value,
+}
+
+async fn sign_in_finish(
+    State(app): State<AppState>,
+    connect: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Json<SignInFinish>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(body)) = body else {
+        return refused(StatusCode::BAD_REQUEST, "The request could not be read.");
+    };
+    let pk = match enabled(&app) {
+        Ok(pk) => pk,
+        Err(r) => return r,
+    };
+    let result: Result<Response, Error> = async {
+        let pending = pending::load(&app, &headers, &body.request).await?;
+        pending.check_csrf(&body.csrf)?;
+        let Ok(credential) = serde_json::from_value::<PublicKeyCredential>(body.credential) else {
+            return Ok(passkey_error(PasskeyError::Malformed));
+        };
+        let client = clients::find(&app.store, &pending.request.client_id)
+            .await?
+            .ok_or_else(|| Error::invalid_request("unknown application"))?;
+        let (user, authentication) =
+            match passkey::finish_authentication(pk, &app.store, &client.org_id, &body.ceremony, &credential).await {
+                Ok(ok) => ok,
+                Err(e) => return Ok(passkey_error(e)),
+            };
+        if pending.request.hinted_subject.as_deref().is_some_and(|sub| sub != user.id) {
+            return Ok(refused(StatusCode::FORBIDDEN, super::interaction::WRONG_ACCOUNT));
+        }
+        let ip = Some(crate::http::client_ip(&connect));
+        let (next, cookie) =
+            super::interaction::finish_sign_in(&app, &headers, &pending, &user, &authentication, ip).await?;
+        let mut response = Json(json!({ "redirect": next })).into_response();
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+        Ok(response)
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[derive(Deserialize)]
+pub struct RegisterOptions {
+    csrf: String,
+}
+
+async fn register_options(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<RegisterOptions>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(body)) = body else {
+        return refused(StatusCode::BAD_REQUEST, "The request could not be read.");
+    };
+    let pk = match enabled(&app) {
+        Ok(pk) => pk,
+        Err(r) => return r,
+    };
+    let result: Result<Response, Error> = async {
+        let current = super::account::signed_in_with_csrf(&app, &headers, &body.csrf).await?;
+        match passkey::start_registration(pk, &app.store, &current.user).await {
+            Ok((ceremony, options)) => Ok(Json(json!({ "ceremony": ceremony, "options": options })).into_response()),
+            Err(e) => Ok(passkey_error(e)),
+        }
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[derive(Deserialize)]
+pub struct RegisterFinish {
+    csrf: String,
+    ceremony: String,
+    credential: Value,
+    #[serde(default)]
+    name: String,
+}
+
+async fn register_finish(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<RegisterFinish>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(body)) = body else {
+        return refused(StatusCode::BAD_REQUEST, "The request could not be read.");
+    };
+    let pk = match enabled(&app) {
+        Ok(pk) => pk,
+        Err(r) => return r,
+    };
+    let result: Result<Response, Error> = async {
+        let current = super::account::signed_in_with_csrf(&app, &headers, &body.csrf).await?;
+        let Ok(credential) = serde_json::from_value::<RegisterPublicKeyCredential>(body.credential) else {
+            return Ok(passkey_error(PasskeyError::Malformed));
+        };
+        match passkey::finish_registration(pk, &app.store, &current.user, &body.ceremony, &credential, &body.name).await {
+            Ok(row) => {
+                tracing::info!(user_id = %current.user.id, "passkey registered");
+                Ok(Json(json!({ "id": row.id, "name": row.name })).into_response())
+            }
+            Err(e) => Ok(passkey_error(e)),
+        }
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[derive(Deserialize)]
+pub struct RequestRef {
+    request: String,
+}
+
+/// Offered once after a password sign-in to an account without passkeys.
+async fn offer_page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(r): Query<RequestRef>,
+) -> Result<Response, PageError> {
+    let pending = pending::load(&app, &headers, &r.request).await?;
+    let continue_url = format!("/authorize/resume?request={}", pending.id);
+    let Some(current) = session::current(&app, &headers).await? else {
+        return Ok(crate::oidc::authorize::response::redirect(&continue_url));
+    };
+    let csrf = super::account::csrf(&app, &current.session.id);
+    Ok(super::render(&super::views::PasskeyOfferPage {
+        csrf: &csrf,
+        request_id: &pending.id,
+        continue_url: &continue_url,
+    }))
+}
+
+async fn offer_dismiss(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Form(r): Form<RequestRef>,
+) -> Result<Response, PageError> {
+    let pending = pending::load(&app, &headers, &r.request).await?;
+    let mut response =
+        crate::oidc::authorize::response::redirect(&format!("/authorize/resume?request={}", pending.id));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        app.cookies.set(super::interaction::NUDGE_COOKIE, "dismissed", 30 * 24 * 3600),
+    );
+    Ok(response)
+}
