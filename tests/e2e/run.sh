@@ -46,7 +46,9 @@ PORT="$(node -e '
   const s = require("net").createServer();
   s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });
 ')"
-BASE_URL="http://127.0.0.1:$PORT"
+# localhost, not 127.0.0.1: WebAuthn needs a hostname as relying-party ID, and Chromium treats
+# http://localhost as a secure context.
+BASE_URL="http://localhost:$PORT"
 DATA_DIR="$(mktemp -d "${TMPDIR:-/tmp}/tessera-e2e.XXXXXX")"
 SERVER_LOG="$DATA_DIR/server.log"
 SERVER_PID=""
@@ -99,6 +101,12 @@ until ready; do
 done
 log "server ready"
 
+# A second account for the passkey tests, so the demo user keeps its password-only shape.
+PASSKEY_EMAIL="passkey@example.com"
+PASSKEY_PASSWORD="passkey-user-password"
+printf '%s\n' "$PASSKEY_PASSWORD" | TESSERA_DATA_DIR="$DATA_DIR" TESSERA_ISSUER="$BASE_URL" \
+  "$BIN" user create --email "$PASSKEY_EMAIL" --name "Passkey User" --password-stdin >/dev/null
+
 # --- Tests ----------------------------------------------------------------------------
 # The server's log is kept next to the screenshots (both ignored by git); nothing is printed
 # after the test run, so the output ends with node's pass/fail summary.
@@ -107,6 +115,7 @@ mkdir -p "$ARTIFACTS"
 log "screenshots and the server log (after the run) go to $ARTIFACTS"
 status=0
 (cd "$E2E_DIR" && TESSERA_URL="$BASE_URL" CHROMIUM_PATH="$CHROMIUM" \
-  node --test --test-concurrency=1 signin.test.mjs) || status=$?
+  PASSKEY_EMAIL="$PASSKEY_EMAIL" PASSKEY_PASSWORD="$PASSKEY_PASSWORD" \
+  node --test --test-concurrency=1 signin.test.mjs passkeys.test.mjs) || status=$?
 cp "$SERVER_LOG" "$ARTIFACTS/server.log" 2>/dev/null || true
 exit "$status"
