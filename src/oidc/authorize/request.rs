@@ -88,17 +88,34 @@ pub async fn validate(
 ) -> Result<(Client, AuthorizationRequest), Rejection> {
     let client = check_client(app, params).await?;
     let redirect_uri = check_redirect_uri(&client, params)?;
-    let response_mode = match params.get("response_mode") {
-        None | Some("query") => ResponseMode::Query,
+    // Request objects are refused (below), but a client that sent one may have put
+    // `response_mode` and `state` only inside it: read those two, untrusted, so the refusal
+    // reaches the client the way it expects (OIDC Core §6.1). The redirect URI itself is never
+    // taken from the object.
+    let object = params.get("request").and_then(unverified_request_object);
+    let from_object = |name: &str| {
+        object
+            .as_ref()
+            .and_then(|o| o.get(name))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    let response_mode = match params
+        .get("response_mode")
+        .map(str::to_owned)
+        .or_else(|| from_object("response_mode"))
+        .as_deref()
+    {
         Some("form_post") => ResponseMode::FormPost,
-        Some(_) => ResponseMode::Query,
+        _ => ResponseMode::Query,
     };
     let reply = ReplyTo {
         redirect_uri,
         state: params
             .get("state")
             .filter(|_| !params.is_duplicated("state"))
-            .map(str::to_owned),
+            .map(str::to_owned)
+            .or_else(|| from_object("state")),
         response_mode,
     };
     let reject = |code: Code, description: &str| Rejection {
@@ -144,6 +161,19 @@ pub async fn validate(
             hinted_subject,
         },
     ))
+}
+
+/// The claims of a request object, without verifying anything (see the caller).
+fn unverified_request_object(jwt: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    if jwt.len() > jws::MAX_JWT_LEN {
+        return None;
+    }
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = crate::security::b64url_decode(payload)?;
+    match serde_json::from_slice(&bytes).ok()? {
+        serde_json::Value::Object(map) => Some(map),
+        _ => None,
+    }
 }
 
 async fn check_client(app: &App, params: &Params) -> Result<Client, Rejection> {
