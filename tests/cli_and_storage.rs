@@ -291,3 +291,60 @@ async fn signing_keys_are_encrypted_at_rest_with_a_master_key() {
     .await;
     assert!(with_key.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("serve")
+        .env("TESSERA_DATA_DIR", dir.path())
+        .env("TESSERA_BIND", format!("127.0.0.1:{port}"))
+        .env("TESSERA_ISSUER", format!("http://127.0.0.1:{port}"))
+        .env_remove("TESSERA_DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = format!("http://127.0.0.1:{port}/readyz");
+    let mut up = false;
+    for _ in 0..100 {
+        if common::plain_client()
+            .get(&ready)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "server became ready");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut exit = None;
+    for _ in 0..100 {
+        if let Some(s) = child.try_wait().unwrap() {
+            exit = Some(s);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let exit = exit.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("the server did not exit within 10 s of SIGTERM")
+    });
+    assert!(exit.success(), "exit status {exit}");
+    assert!(
+        common::plain_client().get(&ready).send().await.is_err(),
+        "no longer accepting"
+    );
+}

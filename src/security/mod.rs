@@ -94,3 +94,20 @@ mod tests {
         assert!(!constant_time_eq(b"short", b"longer"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Digests are deterministic, fixed-length hex, and differ for different secrets.
+        #[test]
+        fn digest_is_stable_and_distinct(a in ".{0,64}", b in ".{0,64}") {
+            let da = super::digest(&a);
+            prop_assert_eq!(da.len(), 64);
+            prop_assert_eq!(&da, &super::digest(&a));
+            prop_assume!(a != b);
+            prop_assert_ne!(da, super::digest(&b));
+        }
+    }
+}

@@ -52,3 +52,27 @@ mod tests {
         assert!(!is_valid_challenge("plain-challenge"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// A verifier proves exactly its own challenge.
+        #[test]
+        fn verifier_matches_only_its_challenge(a in "[A-Za-z0-9._~-]{43,128}", b in "[A-Za-z0-9._~-]{43,128}") {
+            prop_assert!(is_valid_challenge(&s256(&a)));
+            prop_assert!(verify(&s256(&a), &a));
+            prop_assume!(a != b);
+            prop_assert!(!verify(&s256(&a), &b));
+        }
+
+        /// Malformed verifiers never verify, whatever the challenge.
+        #[test]
+        fn malformed_verifiers_fail(v in "[^A-Za-z0-9._~-]{1,10}[A-Za-z0-9]{0,60}") {
+            prop_assert!(!verify(&s256(&v), &v));
+        }
+    }
+}

@@ -205,3 +205,31 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// max_age re-prompts exactly when the session's authentication is older than it.
+        #[test]
+        fn max_age_boundary(auth_time in 0i64..1_000_000, age in 0i64..100_000, max_age in 0i64..100_000) {
+            let session = SessionFacts { user_id: "u", session_id: "s", auth_time };
+            let needs = Needs { prompt: Prompt::default(), max_age: Some(max_age), hinted_subject: None };
+            let step = next_step(&needs, Some(&session), &Progress::default(), auth_time + age);
+            let expected = if age > max_age || max_age == 0 { Step::SignIn } else { Step::Issue };
+            prop_assert_eq!(step, expected);
+        }
+
+        /// A fresh sign-in for this request satisfies prompt=login and any max_age.
+        #[test]
+        fn fresh_sign_in_satisfies_reauthentication(started in 0i64..1_000_000, delay in 0i64..1000, max_age in 0i64..100) {
+            let session = SessionFacts { user_id: "u", session_id: "s", auth_time: started + delay };
+            let progress = Progress { confirmed_session: Some("s"), started_at: started, consented: false };
+            let needs = Needs { prompt: Prompt { login: true, ..Prompt::default() }, max_age: Some(max_age), hinted_subject: None };
+            prop_assert_eq!(next_step(&needs, Some(&session), &progress, started + delay), Step::Issue);
+        }
+    }
+}

@@ -94,3 +94,34 @@ mod tests {
         assert!(validate_for_registration("/relative").is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Any change to a registered web redirect URI is refused: exact matching only.
+        #[test]
+        fn altered_web_uris_never_match(path in "[a-z]{1,8}", extra in "[a-zA-Z0-9/._~%-]{1,8}") {
+            let registered = vec![format!("https://app.example.com/{path}")];
+            prop_assert!(is_registered(&registered, &registered[0]));
+            let altered = format!("https://app.example.com/{path}{extra}");
+            prop_assert!(!is_registered(&registered, &altered));
+            let prefixed = format!("https://app.example.com.{extra}/{path}");
+            prop_assert!(!is_registered(&registered, &prefixed));
+        }
+
+        /// Loopback redirects match on any port, and on nothing else.
+        #[test]
+        fn loopback_matches_any_port_only(port in 1u16.., path in "[a-z]{1,8}", other in "[a-z]{1,8}") {
+            let registered = vec![format!("http://127.0.0.1/{path}")];
+            let with_port = format!("http://127.0.0.1:{port}/{path}");
+            prop_assert!(is_registered(&registered, &with_port));
+            prop_assume!(other != path);
+            let other_path = format!("http://127.0.0.1:{port}/{other}");
+            prop_assert!(!is_registered(&registered, &other_path));
+        }
+    }
+}
