@@ -3,31 +3,9 @@
 
 mod common;
 
-use common::{Browser, Landing, PASSWORD, TestServer, authorize_url, claims_of, exchange};
+use common::{Browser, Landing, PASSWORD, TestServer, authorize_url, claims_of, exchange, sign_in};
 
 const REDIRECT: &str = "https://rp.example.com/cb";
-
-async fn signed_in(
-    server: &TestServer,
-    client_id: &str,
-    secret: Option<&str>,
-    email: &str,
-) -> (Browser, serde_json::Value) {
-    let browser = Browser::new(&server.url);
-    let (url, verifier) = authorize_url(server, client_id, REDIRECT, &[]);
-    let params = browser.authorize(&url, email, PASSWORD).await.params();
-    let (status, body) = exchange(
-        server,
-        client_id,
-        secret,
-        &params["code"],
-        REDIRECT,
-        &verifier,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    (browser, body)
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unregistered_or_missing_redirect_uri_shows_a_page_and_never_redirects() {
@@ -151,7 +129,7 @@ async fn prompt_none_without_and_with_a_session() {
     assert_eq!(q["error"], "login_required");
     assert_eq!(q["state"], "st-123");
 
-    let (browser, _) = signed_in(&server, &client_id, secret.as_deref(), "bob@example.com").await;
+    let (browser, _) = sign_in(&server, &client_id, secret.as_deref(), "bob@example.com").await;
     let (url, verifier) = authorize_url(&server, &client_id, REDIRECT, &[("prompt", "none")]);
     let q = browser.follow(&url).await.params();
     let (status, body) = exchange(
@@ -172,7 +150,7 @@ async fn prompt_login_reprompts_and_advances_auth_time_while_sso_does_not() {
     let (client_id, secret) = server.client(false, REDIRECT).await;
     server.user("carol@example.com").await;
     let (browser, first) =
-        signed_in(&server, &client_id, secret.as_deref(), "carol@example.com").await;
+        sign_in(&server, &client_id, secret.as_deref(), "carol@example.com").await;
     let first = claims_of(first["id_token"].as_str().unwrap());
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
 
@@ -228,7 +206,7 @@ async fn max_age_reprompts_only_when_exceeded() {
     let server = TestServer::start().await;
     let (client_id, secret) = server.client(false, REDIRECT).await;
     server.user("dan@example.com").await;
-    let (browser, _) = signed_in(&server, &client_id, secret.as_deref(), "dan@example.com").await;
+    let (browser, _) = sign_in(&server, &client_id, secret.as_deref(), "dan@example.com").await;
     let (url, _) = authorize_url(&server, &client_id, REDIRECT, &[("max_age", "10000")]);
     assert!(matches!(browser.follow(&url).await, Landing::Client(q) if q.contains_key("code")));
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
@@ -256,10 +234,10 @@ async fn id_token_hint_must_match_the_signed_in_user() {
     server.user("erin@example.com").await;
     server.user("frank@example.com").await;
     let (_, erin_tokens) =
-        signed_in(&server, &client_id, secret.as_deref(), "erin@example.com").await;
+        sign_in(&server, &client_id, secret.as_deref(), "erin@example.com").await;
     let erin_hint = erin_tokens["id_token"].as_str().unwrap().to_owned();
     let (frank_browser, _) =
-        signed_in(&server, &client_id, secret.as_deref(), "frank@example.com").await;
+        sign_in(&server, &client_id, secret.as_deref(), "frank@example.com").await;
 
     // Frank's browser, Erin's hint, prompt=none: login_required.
     let (url, _) = authorize_url(
@@ -293,7 +271,7 @@ async fn id_token_hint_must_match_the_signed_in_user() {
     }
     // A hint naming the signed-in user continues silently.
     let (_, frank_tokens) =
-        signed_in(&server, &client_id, secret.as_deref(), "frank@example.com").await;
+        sign_in(&server, &client_id, secret.as_deref(), "frank@example.com").await;
     let frank_hint = frank_tokens["id_token"].as_str().unwrap();
     let (url, _) = authorize_url(
         &server,
@@ -443,7 +421,7 @@ async fn consent_and_select_account_prompts() {
     let server = TestServer::start().await;
     let (client_id, secret) = server.client(false, REDIRECT).await;
     server.user("ivy@example.com").await;
-    let (browser, _) = signed_in(&server, &client_id, secret.as_deref(), "ivy@example.com").await;
+    let (browser, _) = sign_in(&server, &client_id, secret.as_deref(), "ivy@example.com").await;
 
     let (url, _) = authorize_url(&server, &client_id, REDIRECT, &[("prompt", "consent")]);
     let Landing::Page(200, page) = browser.follow(&url).await else {

@@ -10,26 +10,11 @@ use axum::extract::State;
 use axum::routing::post;
 use common::{
     Browser, Landing, PASSWORD, TestServer, authorize_url, claims_of, exchange, plain_client,
-    token_request,
+    sign_in, token_request,
 };
 
 const REDIRECT: &str = "https://rp.example.com/cb";
 const AFTER_LOGOUT: &str = "https://rp.example.com/signed-out";
-
-/// Signs `email` in through a fresh browser and returns it with the token response.
-async fn sign_in(
-    server: &TestServer,
-    client_id: &str,
-    secret: Option<&str>,
-    email: &str,
-) -> (Browser, serde_json::Value) {
-    let browser = Browser::new(&server.url);
-    let (url, verifier) = authorize_url(server, client_id, REDIRECT, &[]);
-    let q = browser.authorize(&url, email, PASSWORD).await.params();
-    let (status, body) = exchange(server, client_id, secret, &q["code"], REDIRECT, &verifier).await;
-    assert_eq!(status, 200, "{body}");
-    (browser, body)
-}
 
 async fn refresh(
     server: &TestServer,

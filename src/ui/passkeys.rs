@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, Form, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -32,7 +33,11 @@ pub fn routes() -> Router<AppState> {
 
 /// A JSON error the page shows as it is.
 fn refused(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": "passkey_refused", "message": message }))).into_response()
+    (
+        status,
+        Json(json!({ "error": "passkey_refused", "message": message })),
+    )
+        .into_response()
 }
 
 fn passkey_error(e: PasskeyError) -> Response {
@@ -40,15 +45,33 @@ fn passkey_error(e: PasskeyError) -> Response {
         PasskeyError::Store(inner) => Error::from(inner).into_response(),
         PasskeyError::Verification(detail) => {
             tracing::info!(detail = %detail, "passkey verification failed");
-            refused(StatusCode::BAD_REQUEST, &PasskeyError::Verification(String::new()).to_string())
+            refused(
+                StatusCode::BAD_REQUEST,
+                &PasskeyError::Verification(String::new()).to_string(),
+            )
         }
         other => refused(StatusCode::BAD_REQUEST, &other.to_string()),
     }
 }
 
+/// Handlers answer `Err` with a ready response (a refusal or an error), so `?` works on both.
+type Answer = Result<Response, Response>;
+
+fn fail(e: impl Into<Error>) -> Response {
+    e.into().into_response()
+}
+
+fn read<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
+    body.map(|Json(b)| b)
+        .map_err(|_| refused(StatusCode::BAD_REQUEST, "The request could not be read."))
+}
+
 fn enabled(app: &App) -> Result<&Passkeys, Response> {
     app.passkeys.as_ref().ok_or_else(|| {
-        refused(StatusCode::NOT_FOUND, "Passkeys are not available on this server.")
+        refused(
+            StatusCode::NOT_FOUND,
+            "Passkeys are not available on this server.",
+        )
     })
 }
 
@@ -66,47 +89,42 @@ pub struct SignInOptions {
 async fn sign_in_options(
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<SignInOptions>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let Ok(Json(body)) = body else {
-        return refused(StatusCode::BAD_REQUEST, "The request could not be read.");
+    body: Result<Json<SignInOptions>, JsonRejection>,
+) -> Answer {
+    let body = read(body)?;
+    let pk = enabled(&app)?;
+    let pending = pending::load(&app, &headers, &body.request)
+        .await
+        .map_err(fail)?;
+    pending.check_csrf(&body.csrf).map_err(fail)?;
+    let org_id = client_org(&app, &pending).await?;
+    // A reauthentication is for the hinted account only, whatever was typed.
+    let hinted_email = match &pending.request.hinted_subject {
+        Some(sub) => crate::store::users::find(&app.store, sub)
+            .await
+            .map_err(fail)?
+            .map(|u| u.email),
+        None => None,
     };
-    let pk = match enabled(&app) {
-        Ok(pk) => pk,
-        Err(r) => return r,
-    };
-    let result: Result<Response, Error> = async {
-        let pending = pending::load(&app, &headers, &body.request).await?;
-        pending.check_csrf(&body.csrf)?;
-        let client = clients::find(&app.store, &pending.request.client_id)
-            .await?
-            .ok_or_else(|| Error::invalid_request("unknown application"))?;
-        // A reauthentication is for the hinted account only, whatever was typed.
-        let hinted_email = match &pending.request.hinted_subject {
-            Some(sub) => crate::store::users::find(&app.store, sub).await?.map(|u| u.email),
-            None => None,
-        };
-        let email = hinted_email.or(body.email.filter(|e| e.len() <= 320));
-        let started = passkey::start_authentication(
-            pk,
-            &app.store,
-            &app.instance_key,
-            &client.org_id,
-            email.as_deref(),
-        )
-        .await;
-        let (ceremony, options) = match started {
-            Ok(ok) => ok,
-            Err(e) => return Ok(passkey_error(e)),
-        };
-        let mut options = serde_json::to_value(&options).map_err(|e| Error::Internal(e.to_string()))?;
-        if body.mediation.as_deref() != Some("conditional") {
-            options["mediation"] = Value::Null;
-        }
-        Ok(Json(json!({ "ceremony": ceremony, "options": options })).into_response())
+    let email = hinted_email.or(body.email.filter(|e| e.len() <= 320));
+    let (ceremony, options) =
+        passkey::start_authentication(pk, &app.store, &app.instance_key, &org_id, email.as_deref())
+            .await
+            .map_err(passkey_error)?;
+    let mut options =
+        serde_json::to_value(&options).map_err(|e| fail(Error::Internal(e.to_string())))?;
+    if body.mediation.as_deref() != Some("conditional") {
+        options["mediation"] = Value::Null;
     }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    Ok(Json(json!({ "ceremony": ceremony, "options": options })).into_response())
+}
+
+async fn client_org(app: &App, pending: &pending::Pending) -> Result<String, Response> {
+    clients::find(&app.store, &pending.request.client_id)
+        .await
+        .map_err(fail)?
+        .map(|c| c.org_id)
+        .ok_or_else(|| fail(Error::invalid_request("unknown application")))
 }
 
 #[derive(Deserialize)]
@@ -121,41 +139,40 @@ async fn sign_in_finish(
     State(app): State<AppState>,
     connect: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Result<Json<SignInFinish>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let Ok(Json(body)) = body else {
-        return refused(StatusCode::BAD_REQUEST, "The request could not be read.");
-    };
-    let pk = match enabled(&app) {
-        Ok(pk) => pk,
-        Err(r) => return r,
-    };
-    let result: Result<Response, Error> = async {
-        let pending = pending::load(&app, &headers, &body.request).await?;
-        pending.check_csrf(&body.csrf)?;
-        let Ok(credential) = serde_json::from_value::<PublicKeyCredential>(body.credential) else {
-            return Ok(passkey_error(PasskeyError::Malformed));
-        };
-        let client = clients::find(&app.store, &pending.request.client_id)
-            .await?
-            .ok_or_else(|| Error::invalid_request("unknown application"))?;
-        let (user, authentication) =
-            match passkey::finish_authentication(pk, &app.store, &client.org_id, &body.ceremony, &credential).await {
-                Ok(ok) => ok,
-                Err(e) => return Ok(passkey_error(e)),
-            };
-        if pending.request.hinted_subject.as_deref().is_some_and(|sub| sub != user.id) {
-            return Ok(refused(StatusCode::FORBIDDEN, super::interaction::WRONG_ACCOUNT));
-        }
-        let ip = Some(crate::http::client_ip(&connect));
-        let (next, cookie) =
-            super::interaction::finish_sign_in(&app, &headers, &pending, &user, &authentication, ip).await?;
-        let mut response = Json(json!({ "redirect": next })).into_response();
-        response.headers_mut().append(header::SET_COOKIE, cookie);
-        Ok(response)
+    body: Result<Json<SignInFinish>, JsonRejection>,
+) -> Answer {
+    let body = read(body)?;
+    let pk = enabled(&app)?;
+    let pending = pending::load(&app, &headers, &body.request)
+        .await
+        .map_err(fail)?;
+    pending.check_csrf(&body.csrf).map_err(fail)?;
+    let credential = serde_json::from_value::<PublicKeyCredential>(body.credential)
+        .map_err(|_| passkey_error(PasskeyError::Malformed))?;
+    let org_id = client_org(&app, &pending).await?;
+    let (user, authentication) =
+        passkey::finish_authentication(pk, &app.store, &org_id, &body.ceremony, &credential)
+            .await
+            .map_err(passkey_error)?;
+    if pending
+        .request
+        .hinted_subject
+        .as_deref()
+        .is_some_and(|sub| sub != user.id)
+    {
+        return Err(refused(
+            StatusCode::FORBIDDEN,
+            super::interaction::WRONG_ACCOUNT,
+        ));
     }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    let ip = Some(crate::http::client_ip(&connect));
+    let (next, cookie) =
+        super::interaction::finish_sign_in(&app, &headers, &pending, &user, &authentication, ip)
+            .await
+            .map_err(fail)?;
+    let mut response = Json(json!({ "redirect": next })).into_response();
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    Ok(response)
 }
 
 #[derive(Deserialize)]
@@ -166,24 +183,17 @@ pub struct RegisterOptions {
 async fn register_options(
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<RegisterOptions>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let Ok(Json(body)) = body else {
-        return refused(StatusCode::BAD_REQUEST, "The request could not be read.");
-    };
-    let pk = match enabled(&app) {
-        Ok(pk) => pk,
-        Err(r) => return r,
-    };
-    let result: Result<Response, Error> = async {
-        let current = super::account::signed_in_with_csrf(&app, &headers, &body.csrf).await?;
-        match passkey::start_registration(pk, &app.store, &current.user).await {
-            Ok((ceremony, options)) => Ok(Json(json!({ "ceremony": ceremony, "options": options })).into_response()),
-            Err(e) => Ok(passkey_error(e)),
-        }
-    }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    body: Result<Json<RegisterOptions>, JsonRejection>,
+) -> Answer {
+    let body = read(body)?;
+    let pk = enabled(&app)?;
+    let current = super::account::signed_in_with_csrf(&app, &headers, &body.csrf)
+        .await
+        .map_err(fail)?;
+    let (ceremony, options) = passkey::start_registration(pk, &app.store, &current.user)
+        .await
+        .map_err(passkey_error)?;
+    Ok(Json(json!({ "ceremony": ceremony, "options": options })).into_response())
 }
 
 #[derive(Deserialize)]
@@ -198,30 +208,27 @@ pub struct RegisterFinish {
 async fn register_finish(
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<RegisterFinish>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let Ok(Json(body)) = body else {
-        return refused(StatusCode::BAD_REQUEST, "The request could not be read.");
-    };
-    let pk = match enabled(&app) {
-        Ok(pk) => pk,
-        Err(r) => return r,
-    };
-    let result: Result<Response, Error> = async {
-        let current = super::account::signed_in_with_csrf(&app, &headers, &body.csrf).await?;
-        let Ok(credential) = serde_json::from_value::<RegisterPublicKeyCredential>(body.credential) else {
-            return Ok(passkey_error(PasskeyError::Malformed));
-        };
-        match passkey::finish_registration(pk, &app.store, &current.user, &body.ceremony, &credential, &body.name).await {
-            Ok(row) => {
-                tracing::info!(user_id = %current.user.id, "passkey registered");
-                Ok(Json(json!({ "id": row.id, "name": row.name })).into_response())
-            }
-            Err(e) => Ok(passkey_error(e)),
-        }
-    }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    body: Result<Json<RegisterFinish>, JsonRejection>,
+) -> Answer {
+    let body = read(body)?;
+    let pk = enabled(&app)?;
+    let current = super::account::signed_in_with_csrf(&app, &headers, &body.csrf)
+        .await
+        .map_err(fail)?;
+    let credential = serde_json::from_value::<RegisterPublicKeyCredential>(body.credential)
+        .map_err(|_| passkey_error(PasskeyError::Malformed))?;
+    let row = passkey::finish_registration(
+        pk,
+        &app.store,
+        &current.user,
+        &body.ceremony,
+        &credential,
+        &body.name,
+    )
+    .await
+    .map_err(passkey_error)?;
+    tracing::info!(user_id = %current.user.id, "passkey registered");
+    Ok(Json(json!({ "id": row.id, "name": row.name })).into_response())
 }
 
 #[derive(Deserialize)]
@@ -254,11 +261,17 @@ async fn offer_dismiss(
     Form(r): Form<RequestRef>,
 ) -> Result<Response, PageError> {
     let pending = pending::load(&app, &headers, &r.request).await?;
-    let mut response =
-        crate::oidc::authorize::response::redirect(&format!("/authorize/resume?request={}", pending.id));
+    let mut response = crate::oidc::authorize::response::redirect(&format!(
+        "/authorize/resume?request={}",
+        pending.id
+    ));
     response.headers_mut().append(
         header::SET_COOKIE,
-        app.cookies.set(super::interaction::NUDGE_COOKIE, "dismissed", 30 * 24 * 3600),
+        app.cookies.set(
+            super::interaction::NUDGE_COOKIE,
+            "dismissed",
+            30 * 24 * 3600,
+        ),
     );
     Ok(response)
 }

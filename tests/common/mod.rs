@@ -356,3 +356,20 @@ pub async fn token_request(server: &TestServer, form: &[(&str, &str)]) -> (u16, 
         response.json().await.unwrap_or(serde_json::Value::Null),
     )
 }
+
+/// Signs `email` in through a fresh browser with a confidential or public client whose
+/// redirect URI is `https://rp.example.com/cb`; returns the browser and the token response.
+pub async fn sign_in(
+    server: &TestServer,
+    client_id: &str,
+    secret: Option<&str>,
+    email: &str,
+) -> (Browser, serde_json::Value) {
+    const REDIRECT: &str = "https://rp.example.com/cb";
+    let browser = Browser::new(&server.url);
+    let (url, verifier) = authorize_url(server, client_id, REDIRECT, &[]);
+    let q = browser.authorize(&url, email, PASSWORD).await.params();
+    let (status, body) = exchange(server, client_id, secret, &q["code"], REDIRECT, &verifier).await;
+    assert_eq!(status, 200, "{body}");
+    (browser, body)
+}
