@@ -15,6 +15,15 @@
 //! Only 200 responses count as completed; anything else is an error, and the first few are
 //! printed. Results go to stdout (Markdown) and to `target/bench/load.{json,md}`.
 //!
+//! The server binary is the one `cargo bench` builds alongside this bench (same profile as
+//! `--release`, found through `CARGO_BIN_EXE_tessera`), so no nested `cargo build` is needed:
+//! one would wait on the cargo lock and could pick up half-finished edits made since.
+//!
+//! Each phase also reports the server's RSS (idle before load, peak while the phase ran) and the
+//! average CPU cores used by the server, by this load generator and by everything else on the
+//! host during the measured window: the generator shares the machine, so read GET figures as
+//! "server + client" throughput, and distrust a run where "other" is well above zero.
+//!
 //! Settings (environment): `LOAD_SECONDS` (10) measured seconds per phase, `LOAD_CONCURRENCY`
 //! (32) connections, `LOAD_WARMUP_SECONDS` (2), `LOAD_MAX_REQUESTS` (5 000 000) cap per phase,
 //! `TESSERA_DATABASE_URL` (passed to the server; SQLite in the temp dir otherwise),
@@ -198,7 +207,9 @@ async fn start_server(bin: &Path) -> R<Server> {
         };
         match wait_ready(&mut server).await {
             Ok(()) => return Ok(server),
-            Err(e) => last_error = e,
+            // Exited early (the port was taken, say): try again. Still running: give up.
+            Err(e) if matches!(server.child.try_wait(), Ok(Some(_))) => last_error = e,
+            Err(e) => return Err(e),
         }
     }
     Err(last_error)
@@ -215,10 +226,10 @@ async fn wait_ready(server: &mut Server) -> R<()> {
                 tail(&server.log_path, 4000)
             ));
         }
-        if let Ok(resp) = http.get(&url).send().await {
-            if resp.status() == 200 {
-                return Ok(());
-            }
+        if let Ok(resp) = http.get(&url).send().await
+            && resp.status() == 200
+        {
+            return Ok(());
         }
         if Instant::now() > deadline {
             return Err(format!(
@@ -307,6 +318,103 @@ impl RssSampler {
     }
 }
 
+/// Clock ticks of `/proc` (USER_HZ), 100 on every common Linux build.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// CPU time so far of the server, of this load generator, and of the whole host.
+#[derive(Clone, Copy)]
+struct CpuSnapshot {
+    at: Instant,
+    server: u64,
+    loadgen: u64,
+    host_busy: u64,
+}
+
+fn process_ticks(stat_path: &str) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(stat_path) else {
+        return 0;
+    };
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return 0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let get = |n: usize| {
+        fields
+            .get(n - 3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    get(14) + get(15)
+}
+
+fn host_busy_ticks() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return 0;
+    };
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0;
+    };
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let total: u64 = v.iter().take(8).sum();
+    total.saturating_sub(v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0))
+}
+
+impl CpuSnapshot {
+    fn take(server_pid: u32) -> CpuSnapshot {
+        CpuSnapshot {
+            at: Instant::now(),
+            server: process_ticks(&format!("/proc/{server_pid}/stat")),
+            loadgen: process_ticks("/proc/self/stat"),
+            host_busy: host_busy_ticks(),
+        }
+    }
+}
+
+/// CPU used during measured windows, summed over windows (segments).
+#[derive(Clone, Copy, Default)]
+struct CpuUsage {
+    wall: f64,
+    server: u64,
+    loadgen: u64,
+    other: u64,
+}
+
+impl CpuUsage {
+    fn between(a: CpuSnapshot, b: CpuSnapshot) -> CpuUsage {
+        let server = b.server.saturating_sub(a.server);
+        let loadgen = b.loadgen.saturating_sub(a.loadgen);
+        CpuUsage {
+            wall: b.at.saturating_duration_since(a.at).as_secs_f64(),
+            server,
+            loadgen,
+            other: b
+                .host_busy
+                .saturating_sub(a.host_busy)
+                .saturating_sub(server + loadgen),
+        }
+    }
+
+    fn add(&mut self, o: CpuUsage) {
+        self.wall += o.wall;
+        self.server += o.server;
+        self.loadgen += o.loadgen;
+        self.other += o.other;
+    }
+
+    /// Average cores busy: (server, load generator, everything else on the host).
+    fn cores(&self) -> (f64, f64, f64) {
+        let d = (self.wall * TICKS_PER_SECOND).max(1.0);
+        let c = |t: u64| round(t as f64 / d, 2);
+        (c(self.server), c(self.loadgen), c(self.other))
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // HTTP plumbing
 
@@ -328,6 +436,8 @@ fn plain_client() -> R<reqwest::Client> {
 /// What every worker needs to talk to the server as the bench client and the signed-in user.
 struct Target {
     base: String,
+    /// The server process, for CPU accounting.
+    pid: u32,
     token_url: String,
     /// `GET /authorize` for `scope=openid` and for `scope=openid offline_access`.
     authorize_url: String,
@@ -349,7 +459,13 @@ fn snippet(body: &[u8]) -> String {
 }
 
 impl Target {
-    fn new(base: &str, client_id: &str, client_secret: &str, cookie: HeaderValue) -> R<Target> {
+    fn new(
+        base: &str,
+        pid: u32,
+        client_id: &str,
+        client_secret: &str,
+        cookie: HeaderValue,
+    ) -> R<Target> {
         let authorize = |scope: &str| {
             format!(
                 "{base}/authorize?response_type=code&client_id={}&redirect_uri={}&scope={}\
@@ -367,6 +483,7 @@ impl Target {
         );
         Ok(Target {
             base: base.to_owned(),
+            pid,
             token_url: format!("{base}/token"),
             authorize_url: authorize("openid"),
             authorize_offline_url: authorize("openid offline_access"),
@@ -698,6 +815,8 @@ struct Tally {
     latencies: Vec<u32>,
     /// Every 200, warm-up included.
     ok_all: u64,
+    /// CPU used from `measure_from` until the workers stopped.
+    cpu: CpuUsage,
 }
 
 impl Tally {
@@ -716,6 +835,11 @@ async fn drive(
     end: Instant,
     shared: &Arc<PhaseShared>,
 ) -> R<(Vec<Worker>, Tally)> {
+    let pid = target.pid;
+    let first = tokio::spawn(async move {
+        tokio::time::sleep_until(measure_from.into()).await;
+        CpuSnapshot::take(pid)
+    });
     let mut tasks = Vec::with_capacity(workers.len());
     for mut w in workers {
         let target = target.clone();
@@ -765,6 +889,9 @@ async fn drive(
         workers.push(w);
         tally.merge(part);
     }
+    let last = CpuSnapshot::take(pid);
+    let first = first.await.ctx("CPU snapshot task")?;
+    tally.cpu = CpuUsage::between(first, last);
     Ok((workers, tally))
 }
 
@@ -836,6 +963,11 @@ struct PhaseResult {
     error_samples: Vec<String>,
     rss_peak_kib: u64,
     rss_after_kib: u64,
+    /// Average cores busy during the measured window.
+    cpu_server_cores: f64,
+    cpu_loadgen_cores: f64,
+    /// Other processes on the host: anything well above 0 disturbs the figures.
+    cpu_other_cores: f64,
     notes: Vec<String>,
 }
 
@@ -852,10 +984,11 @@ fn finish_phase(
     mut latencies: Vec<u32>,
     measured: Duration,
     shared: &PhaseShared,
-    rss_peak_kib: u64,
-    rss_after_kib: u64,
+    (rss_peak_kib, rss_after_kib): (u64, u64),
+    cpu: CpuUsage,
     notes: Vec<String>,
 ) -> PhaseResult {
+    let (cpu_server_cores, cpu_loadgen_cores, cpu_other_cores) = cpu.cores();
     latencies.sort_unstable();
     let secs = measured.as_secs_f64().max(1e-3);
     let requests = latencies.len() as u64;
@@ -872,6 +1005,9 @@ fn finish_phase(
         error_samples: shared.samples.lock().unwrap().clone(),
         rss_peak_kib,
         rss_after_kib,
+        cpu_server_cores,
+        cpu_loadgen_cores,
+        cpu_other_cores,
         notes,
     }
 }
@@ -921,8 +1057,8 @@ async fn phase_get(
         tally.latencies,
         measured,
         &shared,
-        peak,
-        after,
+        (peak, after),
+        tally.cpu,
         Vec::new(),
     ))
 }
@@ -934,10 +1070,15 @@ async fn phase_code_exchange(target: &Arc<Target>, s: &Settings, pid: u32) -> R<
     let mut notes = Vec::new();
     let c = s.concurrency;
 
-    // Warm-up, which also estimates the rate to size the batches of codes.
-    let mut rate = 50.0_f64;
-    if s.warmup_seconds > 0.0 {
-        let n = (c * 16).max(256);
+    // Warm-up, which also estimates the rate to size the batches of codes: rounds of growing
+    // batches until the warm-up time is used up.
+    let mut rate = 0.0_f64;
+    let mut left = s.warmup_seconds;
+    for _round in 0..6 {
+        if left < 0.2 {
+            break;
+        }
+        let n = ((rate * left * 1.3) as usize).max(c * 16).max(256);
         let codes = make_codes(target, n, c, &shared).await?;
         let pool = Arc::new(CodePool {
             codes,
@@ -948,16 +1089,22 @@ async fn phase_code_exchange(target: &Arc<Target>, s: &Settings, pid: u32) -> R<
             .map(|_| Worker::new(Job::Exchange(pool.clone())))
             .collect::<R<Vec<_>>>()?;
         let start = Instant::now();
-        let end = start + secs(s.warmup_seconds);
+        let end = start + secs(left);
         let warm = PhaseShared::new(s.max_requests_per_phase);
         let (_, tally) = drive(target, workers, start, end, &warm).await?;
         let took = window(&warm, start, end).as_secs_f64().max(0.05);
-        rate = rate.max(tally.ok_all as f64 / took);
+        rate = tally.latencies.len() as f64 / took;
+        left -= took;
         // Warm-up errors count as errors of the phase.
         shared.absorb(&warm, "warm-up: ");
     }
+    if s.warmup_seconds > 0.0 {
+        eprintln!("  warm-up: {rate:.0} exchanges/s");
+    }
+    let mut rate = rate.max(50.0);
 
     let mut latencies = Vec::new();
+    let mut cpu = CpuUsage::default();
     let mut measured = Duration::ZERO;
     let mut remaining = s.seconds;
     let mut made_total = 0usize;
@@ -973,7 +1120,7 @@ async fn phase_code_exchange(target: &Arc<Target>, s: &Settings, pid: u32) -> R<
             notes.push("request cap reached".into());
             break;
         }
-        let n = ((rate * seg * 1.6) as usize + c * 8).min(left_in_cap as usize + c);
+        let n = ((rate * seg * 1.5) as usize + c * 8).min(left_in_cap as usize + c);
         let made_at = Instant::now();
         let codes = make_codes(target, n, c, &shared).await?;
         let making = made_at.elapsed();
@@ -1010,6 +1157,7 @@ async fn phase_code_exchange(target: &Arc<Target>, s: &Settings, pid: u32) -> R<
         }
         stale_total += pool.stale.load(Ordering::Relaxed);
         latencies.extend(tally.latencies);
+        cpu.add(tally.cpu);
         measured += took;
         remaining -= took.as_secs_f64().max(0.1);
         rate = rate.max(seg_rate);
@@ -1031,8 +1179,8 @@ async fn phase_code_exchange(target: &Arc<Target>, s: &Settings, pid: u32) -> R<
         latencies,
         measured,
         &shared,
-        peak,
-        after,
+        (peak, after),
+        cpu,
         notes,
     ))
 }
@@ -1073,8 +1221,8 @@ async fn phase_refresh(target: &Arc<Target>, s: &Settings, pid: u32) -> R<PhaseR
         tally.latencies,
         measured,
         &shared,
-        peak,
-        after,
+        (peak, after),
+        tally.cpu,
         notes,
     ))
 }
@@ -1121,13 +1269,13 @@ fn markdown(r: &Report) -> String {
     );
     let _ = writeln!(
         md,
-        "| Phase | Requests | req/s | p50 ms | p99 ms | max ms | Errors | Peak RSS MiB |"
+        "| Phase | Requests | req/s | p50 ms | p99 ms | max ms | Errors | Peak RSS MiB | CPU cores server / load gen / other |"
     );
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for p in &r.phases {
         let _ = writeln!(
             md,
-            "| {} | {} | {:.1} | {:.2} | {:.2} | {:.1} | {} | {:.1} |",
+            "| {} | {} | {:.1} | {:.2} | {:.2} | {:.1} | {} | {:.1} | {:.2} / {:.2} / {:.2} |",
             p.name,
             p.requests,
             p.requests_per_second,
@@ -1135,7 +1283,26 @@ fn markdown(r: &Report) -> String {
             p.p99_ms,
             p.max_ms,
             p.errors,
-            mib(p.rss_peak_kib)
+            mib(p.rss_peak_kib),
+            p.cpu_server_cores,
+            p.cpu_loadgen_cores,
+            p.cpu_other_cores,
+        );
+    }
+    let busy = r
+        .phases
+        .iter()
+        .map(|p| p.cpu_other_cores)
+        .fold(0.0, f64::max);
+    if r.backend == "postgres" {
+        let _ = writeln!(
+            md,
+            "\n\"Other\" CPU includes the PostgreSQL server (when it runs on this host)."
+        );
+    } else if busy > 0.25 {
+        let _ = writeln!(
+            md,
+            "\n**Other processes used up to {busy:.2} cores during measurement: figures are disturbed.**"
         );
     }
     let _ = writeln!(
@@ -1167,7 +1334,7 @@ fn markdown(r: &Report) -> String {
 
 fn git_commit() -> Option<String> {
     let out = Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
+        .args(["describe", "--always", "--dirty", "--abbrev=12"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .ok()?;
@@ -1175,11 +1342,30 @@ fn git_commit() -> Option<String> {
     (!commit.is_empty()).then_some(commit)
 }
 
+/// Removes ANSI colour sequences (`ESC [ … m`), which the server's text log may contain.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn log_problems(path: &Path, from: u64) -> (usize, Vec<String>) {
     let text = std::fs::read(path).unwrap_or_default();
     let text = String::from_utf8_lossy(&text[(from as usize).min(text.len())..]).into_owned();
     let lines: Vec<String> = text
         .lines()
+        .map(strip_ansi)
         .filter(|l| {
             l.contains(" WARN ")
                 || l.contains(" ERROR ")
@@ -1194,6 +1380,8 @@ fn log_problems(path: &Path, from: u64) -> (usize, Vec<String>) {
 // ---------------------------------------------------------------------------------------------
 
 async fn run(s: Settings) -> R<Report> {
+    // Read now, close to the build: others may commit while the phases run.
+    let git_commit = git_commit();
     let bin = server_binary();
     if !bin.exists() {
         return Err(format!("server binary {} not found", bin.display()));
@@ -1209,6 +1397,7 @@ async fn run(s: Settings) -> R<Report> {
     let cookie = sign_in(&server.base, &client_id).await?;
     let target = Arc::new(Target::new(
         &server.base,
+        server.pid,
         &client_id,
         &client_secret,
         cookie,
@@ -1271,7 +1460,7 @@ async fn run(s: Settings) -> R<Report> {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
-        git_commit: git_commit(),
+        git_commit,
         backend: backend.to_owned(),
         cpus: std::thread::available_parallelism()
             .map(|n| n.get())

@@ -531,3 +531,73 @@ async fn key_rotation_publishes_before_use_and_keeps_old_keys() {
         .unwrap();
     assert_eq!(r.status(), 304);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_requests_do_not_burn_tokens_or_codes() {
+    let server = TestServer::start().await;
+    let (client_id, secret) = server.client(false, REDIRECT).await;
+    let (other_id, other_secret) = server.client(false, REDIRECT).await;
+    let (secret, other_secret) = (secret.unwrap(), other_secret.unwrap());
+    server.user("burn@example.com").await;
+
+    // Another client presenting the code is refused, and the owner can still redeem it.
+    let (code, verifier) = code_for(&server, &client_id, "burn@example.com").await;
+    let (s, _) = exchange(
+        &server,
+        &other_id,
+        Some(&other_secret),
+        &code,
+        REDIRECT,
+        &verifier,
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (s, tokens) = exchange(
+        &server,
+        &client_id,
+        Some(&secret),
+        &code,
+        REDIRECT,
+        &verifier,
+    )
+    .await;
+    assert_eq!(s, 200, "{tokens}");
+    let rt = tokens["refresh_token"].as_str().unwrap();
+
+    // Another client presenting the refresh token, and the owner asking for a wider scope:
+    // both refused, and neither uses the token up.
+    let (s, b) = token_request(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt),
+            ("client_id", &other_id),
+            ("client_secret", &other_secret),
+        ],
+    )
+    .await;
+    assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")));
+    let (s, b) = token_request(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt),
+            ("scope", "openid phone"),
+            ("client_id", &client_id),
+            ("client_secret", &secret),
+        ],
+    )
+    .await;
+    assert_eq!((s, b["error"].as_str()), (400, Some("invalid_scope")));
+    let (s, b) = token_request(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt),
+            ("client_id", &client_id),
+            ("client_secret", &secret),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "the owner's token still works: {b}");
+}

@@ -45,6 +45,17 @@ pub async fn insert(store: &Store, row: &CodeRow) -> StoreResult<()> {
     })
 }
 
+pub async fn find(store: &Store, code_hash: &str) -> StoreResult<Option<CodeRow>> {
+    with_conn!(store, |conn| {
+        Ok(authorization_codes::table
+            .find(code_hash)
+            .select(CodeRow::as_select())
+            .first(conn)
+            .await
+            .optional()?)
+    })
+}
+
 /// Marks the code used in one conditional UPDATE, so two concurrent redemptions
 /// (even on two replicas) cannot both succeed.
 pub async fn consume(store: &Store, code_hash: &str, now: i64) -> StoreResult<Consumed> {

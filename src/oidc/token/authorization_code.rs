@@ -25,7 +25,17 @@ pub async fn exchange(
         .get("redirect_uri")
         .ok_or_else(|| Error::invalid_request("redirect_uri is required"))?;
     let now = store::now();
-    let row = match codes::consume(&app.store, &digest(code), now).await? {
+    let hash = digest(code);
+    // Another client presenting a code learns nothing and burns nothing.
+    if codes::find(&app.store, &hash)
+        .await?
+        .is_some_and(|c| c.client_id != client.id)
+    {
+        return Err(Error::invalid_grant(
+            "the authorization code was issued to another client",
+        ));
+    }
+    let row = match codes::consume(&app.store, &hash, now).await? {
         Consumed::First(row) => row,
         Consumed::Reused(row) => {
             // RFC 6749 §4.1.2: a reused code SHOULD revoke the tokens issued from it.

@@ -58,12 +58,10 @@ pub async fn respond(app: &App, issue: Issue<'_>) -> Result<Value, Error> {
         ttl_secs: app.config.tokens.access_token_ttl_secs,
     });
     let id_input = match issue.user {
-        Some(user) if issue.scope.has("openid") => {
-            Some((
-                user.clone(),
-                crate::authn::can_reauthenticate(&app.store, user).await?,
-            ))
-        }
+        Some(user) if issue.scope.has("openid") => Some((
+            user.clone(),
+            crate::authn::can_reauthenticate(&app.store, user).await?,
+        )),
         _ => None,
     };
     let key = app.keys.current().active.clone();

@@ -23,26 +23,28 @@ pub async fn exchange(
         .get("refresh_token")
         .ok_or_else(|| Error::invalid_request("refresh_token is required"))?;
     let now = store::now();
-    let row = match refresh_tokens::use_once(&app.store, &digest(token), now).await? {
-        Used::First(row) => row,
-        Used::Reused(row) => {
-            grants::revoke(&app.store, &row.grant_id, now).await?;
-            tracing::warn!(grant = %row.grant_id, "refresh token reused; token family revoked");
-            return Err(Error::invalid_grant("the refresh token was already used"));
-        }
-        Used::Unknown => return Err(Error::invalid_grant("the refresh token is invalid")),
-    };
-    if row.expires_at < now {
-        return Err(Error::invalid_grant("the refresh token has expired"));
-    }
+    let hash = digest(token);
+    // Every check runs before the token is marked used: a request that is refused (another
+    // client's token, a wider scope) must not burn the owner's token or trip reuse detection.
+    let row = refresh_tokens::find(&app.store, &hash)
+        .await?
+        .ok_or_else(|| Error::invalid_grant("the refresh token is invalid"))?;
     let grant = grants::find(&app.store, &row.grant_id)
         .await?
-        .filter(|g| g.revoked_at.is_none() && g.expires_at >= now)
         .ok_or_else(|| Error::invalid_grant("the refresh token has been revoked"))?;
     if grant.client_id != client.id {
         return Err(Error::invalid_grant(
             "the refresh token was issued to another client",
         ));
+    }
+    if row.used_at.is_some() {
+        return Err(reused(app, &row.grant_id, now).await);
+    }
+    if row.expires_at < now || grant.expires_at < now {
+        return Err(Error::invalid_grant("the refresh token has expired"));
+    }
+    if grant.revoked_at.is_some() {
+        return Err(Error::invalid_grant("the refresh token has been revoked"));
     }
     let user = match &grant.user_id {
         Some(id) => Some(
@@ -68,6 +70,12 @@ pub async fn exchange(
         }
         None => granted,
     };
+    // The one conditional UPDATE decides between two concurrent uses.
+    match refresh_tokens::use_once(&app.store, &hash, now).await? {
+        Used::First(_) => {}
+        Used::Reused(row) => return Err(reused(app, &row.grant_id, now).await),
+        Used::Unknown => return Err(Error::invalid_grant("the refresh token is invalid")),
+    }
     issue::respond(
         app,
         Issue {
@@ -80,4 +88,13 @@ pub async fn exchange(
         },
     )
     .await
+}
+
+/// A second use of a rotated token by its own client: theft or a bug, so the family goes.
+async fn reused(app: &App, grant_id: &str, now: i64) -> Error {
+    if let Err(e) = grants::revoke(&app.store, grant_id, now).await {
+        return e.into();
+    }
+    tracing::warn!(grant = %grant_id, "refresh token reused; token family revoked");
+    Error::invalid_grant("the refresh token was already used")
 }
