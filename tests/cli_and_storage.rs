@@ -164,8 +164,8 @@ async fn cli_provisions_clients_users_and_keys_while_the_server_runs() {
         rotated["active_kid"].as_str().unwrap()
     );
 
-    let (ok, _, _) = tessera(&server, &["client", "delete", &client_id], None);
-    assert!(ok);
+    let (ok, _, err) = tessera(&server, &["client", "delete", &client_id], None);
+    assert!(ok, "{err}");
     let (ok, _, err) = tessera(&server, &["client", "delete", &client_id], None);
     assert!(!ok && err.contains("no client"));
     let (ok, migrated, _) = tessera(&server, &["migrate"], None);

@@ -234,9 +234,10 @@ fn sqlite_path(url: &str) -> Option<String> {
 fn check_sqlite_writable(path: &str) -> Result<(), String> {
     let mut conn = SqliteConnection::establish(path)
         .map_err(|e| format!("cannot open SQLite database {path}: {e}"))?;
-    // A short timeout here: a file held by another process's write lock must fail start-up
-    // with a clear message rather than hang.
-    conn.batch_execute("PRAGMA busy_timeout = 3000; BEGIN IMMEDIATE; COMMIT;")
+    // A bounded wait: a busy server (or the CLI beside it) holds the write lock only briefly,
+    // while a file locked for good by another process must fail start-up with a clear
+    // message rather than hang.
+    conn.batch_execute("PRAGMA busy_timeout = 10000; BEGIN IMMEDIATE; COMMIT;")
         .map_err(|e| format!("SQLite database {path} is not writable or is locked: {e}"))
 }
 
