@@ -1,5 +1,5 @@
 //! `cargo run --release --bin conformance`: runs the OpenID Foundation OP test plans
-//! (Config, Basic, Form Post, and the logout plans once logout exists) against an in-process
+//! (Config, Basic, Form Post, RP-Initiated and Back-Channel Logout) against an in-process
 //! Tessera — or a running server given with `--issuer` — and prints a table, plan by plan and
 //! module by module. Exits non-zero if any module FAILED. See `conformance/runner/mod.rs`.
 

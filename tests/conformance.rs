@@ -106,3 +106,28 @@ mod config {
         oidcc_discovery_endpoint_verification => "oidcc-discovery-endpoint-verification",
     }
 }
+
+/// `oidcc-rp-initiated-logout-certification-test-plan`
+mod rp_logout {
+    modules! { super::Plan::RpInitiatedLogout;
+        oidcc_rp_initiated_logout_discovery_endpoint_verification => "oidcc-rp-initiated-logout-discovery-endpoint-verification",
+        oidcc_rp_initiated_logout => "oidcc-rp-initiated-logout",
+        oidcc_rp_initiated_logout_bad_post_logout_redirect_uri => "oidcc-rp-initiated-logout-bad-post-logout-redirect-uri",
+        oidcc_rp_initiated_logout_modified_id_token_hint => "oidcc-rp-initiated-logout-modified-id-token-hint",
+        oidcc_rp_initiated_logout_no_id_token_hint => "oidcc-rp-initiated-logout-no-id-token-hint",
+        oidcc_rp_initiated_logout_no_params => "oidcc-rp-initiated-logout-no-params",
+        oidcc_rp_initiated_logout_no_post_logout_redirect_uri => "oidcc-rp-initiated-logout-no-post-logout-redirect-uri",
+        oidcc_rp_initiated_logout_no_state => "oidcc-rp-initiated-logout-no-state",
+        oidcc_rp_initiated_logout_only_state => "oidcc-rp-initiated-logout-only-state",
+        oidcc_rp_initiated_logout_query_added_to_post_logout_redirect_uri => "oidcc-rp-initiated-logout-query-added-to-post-logout-redirect-uri",
+        oidcc_rp_initiated_logout_bad_id_token_hint => "oidcc-rp-initiated-logout-bad-id-token-hint",
+    }
+}
+
+/// `oidcc-backchannel-rp-initiated-logout-certification-test-plan`
+mod backchannel_logout {
+    modules! { super::Plan::BackChannelLogout;
+        oidcc_backchannel_logout_discovery_endpoint_verification => "oidcc-backchannel-logout-discovery-endpoint-verification",
+        oidcc_backchannel_rp_initiated_logout => "oidcc-backchannel-rp-initiated-logout",
+    }
+}

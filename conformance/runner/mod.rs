@@ -18,6 +18,7 @@ pub mod config_op;
 pub mod flow;
 pub mod jose;
 pub mod js;
+pub mod logout;
 pub mod report;
 pub mod target;
 pub mod tls;
@@ -88,9 +89,6 @@ pub const ALL_PLANS: &[Plan] = &[
     Plan::RpInitiatedLogout,
     Plan::BackChannelLogout,
 ];
-
-/// Why the logout plans are not run yet.
-pub const LOGOUT_NOT_IMPLEMENTED: &str = "logout not implemented yet — issue 5";
 
 impl Plan {
     pub fn suite_name(self) -> &'static str {
@@ -210,10 +208,7 @@ pub async fn run_module(target: &Arc<Target>, plan: Plan, module: &str) -> Modul
             basic::run(target, module, plan == Plan::FormPostBasic).await
         }
         Plan::Config => config_op::run(target).await,
-        Plan::RpInitiatedLogout | Plan::BackChannelLogout => (
-            Outcome::Skipped(LOGOUT_NOT_IMPLEMENTED.to_owned()),
-            Vec::new(),
-        ),
+        Plan::RpInitiatedLogout | Plan::BackChannelLogout => logout::run(target, module).await,
     };
     ModuleResult {
         plan: plan.label().to_owned(),

@@ -139,10 +139,28 @@ impl Target {
         let store = &running.app.store;
         let org = running.app.default_org.id.clone();
         let redirect = vec![DEFAULT_REDIRECT_URI.to_owned()];
-        let client = register(store, &org, "Conformance client", &redirect).await?;
-        let client2 = register(store, &org, "Conformance client2", &redirect).await?;
-        let client_post =
-            register(store, &org, "Conformance client_secret_post", &redirect).await?;
+        // The logout plans' static client: `/post_logout_redirect` registered beside the
+        // callback, as the suite's RP-Initiated Logout modules ask.
+        let post_logout = vec![post_logout_redirect_uri(DEFAULT_REDIRECT_URI)];
+        let client = register(
+            store,
+            &org,
+            "Conformance client",
+            &redirect,
+            &post_logout,
+            None,
+        )
+        .await?;
+        let client2 = register(store, &org, "Conformance client2", &redirect, &[], None).await?;
+        let client_post = register(
+            store,
+            &org,
+            "Conformance client_secret_post",
+            &redirect,
+            &[],
+            None,
+        )
+        .await?;
         let account = Account {
             email: "conformance@tessera.test".into(),
             password: "conformance-suite-password-1".into(),
@@ -184,6 +202,40 @@ impl Target {
     pub fn is_in_process(&self) -> bool {
         self.in_process.is_some()
     }
+
+    /// The suite's `CreatePostLogoutRedirectUri`: the test base + `/post_logout_redirect`.
+    pub fn post_logout_redirect_uri(&self) -> String {
+        post_logout_redirect_uri(&self.redirect_uri)
+    }
+
+    /// Registers the Back-Channel Logout module's client on an in-process server: the
+    /// callback, `/post_logout_redirect`, and `backchannel_logout_uri` pointing at the
+    /// runner's listener (a static client registered by the tester, in the suite).
+    pub async fn register_backchannel_client(
+        &self,
+        backchannel_logout_uri: &str,
+    ) -> Result<ClientCreds, String> {
+        let p = self.in_process.as_ref().ok_or(
+            "a running server needs a client whose backchannel_logout_uri reaches the runner",
+        )?;
+        register(
+            &p.running.app.store,
+            &p.running.app.default_org.id,
+            "Conformance back-channel logout client",
+            &[self.redirect_uri.clone()],
+            &[self.post_logout_redirect_uri()],
+            Some(backchannel_logout_uri),
+        )
+        .await
+    }
+}
+
+/// The redirect URI with its last path segment replaced by `post_logout_redirect`.
+pub fn post_logout_redirect_uri(redirect_uri: &str) -> String {
+    match redirect_uri.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/post_logout_redirect"),
+        None => format!("{redirect_uri}/post_logout_redirect"),
+    }
 }
 
 async fn register(
@@ -191,6 +243,8 @@ async fn register(
     org: &str,
     name: &str,
     redirect_uris: &[String],
+    post_logout_redirect_uris: &[String],
+    backchannel_logout_uri: Option<&str>,
 ) -> Result<ClientCreds, String> {
     let (id, secret) = tessera::admin::create_client(
         store,
@@ -198,11 +252,11 @@ async fn register(
             org_id: org,
             name,
             redirect_uris,
-            post_logout_redirect_uris: &[],
+            post_logout_redirect_uris,
             public: false,
             id: None,
             secret: None,
-            backchannel_logout_uri: None,
+            backchannel_logout_uri,
         },
     )
     .await?;

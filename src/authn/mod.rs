@@ -42,7 +42,10 @@ impl Authentication {
                 acr: ACR_PHISHING_RESISTANT_MFA,
             }
         } else {
-            Authentication { amr: vec![key.into()], acr: ACR_SINGLE_FACTOR }
+            Authentication {
+                amr: vec![key.into()],
+                acr: ACR_SINGLE_FACTOR,
+            }
         }
     }
 }

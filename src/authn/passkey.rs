@@ -63,7 +63,9 @@ pub enum PasskeyError {
     UnknownCredential,
     #[error("This passkey is already registered to an account.")]
     AlreadyRegistered,
-    #[error("This passkey was refused because it may have been copied. Use another method and remove it from your account.")]
+    #[error(
+        "This passkey was refused because it may have been copied. Use another method and remove it from your account."
+    )]
     PossibleClone,
     #[error("The passkey check failed. Try again.")]
     Verification(String),
@@ -84,7 +86,12 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String, PasskeyError> {
     serde_json::to_string(value).map_err(|e| PasskeyError::Verification(e.to_string()))
 }
 
-async fn save_ceremony(store: &Store, kind: &str, user_id: Option<&str>, state: String) -> Result<String, PasskeyError> {
+async fn save_ceremony(
+    store: &Store,
+    kind: &str,
+    user_id: Option<&str>,
+    state: String,
+) -> Result<String, PasskeyError> {
     let now = store::now();
     let row = CeremonyRow {
         id: random_id(),
@@ -106,11 +113,16 @@ async fn take_ceremony(store: &Store, id: &str) -> Result<CeremonyRow, PasskeyEr
 }
 
 fn stored_passkey(row: &PasskeyRow) -> Result<Passkey, PasskeyError> {
-    serde_json::from_str(&row.credential).map_err(|e| PasskeyError::Store(StoreError::Corrupt(e.to_string())))
+    serde_json::from_str(&row.credential)
+        .map_err(|e| PasskeyError::Store(StoreError::Corrupt(e.to_string())))
 }
 
 fn user_handle(user_id: &str, handle: &str) -> Result<Uuid, PasskeyError> {
-    Uuid::parse_str(handle).map_err(|_| PasskeyError::Store(StoreError::Corrupt(format!("user {user_id}: bad WebAuthn handle"))))
+    Uuid::parse_str(handle).map_err(|_| {
+        PasskeyError::Store(StoreError::Corrupt(format!(
+            "user {user_id}: bad WebAuthn handle"
+        )))
+    })
 }
 
 /// Starts adding a passkey to `user`'s account. Returns the ceremony id and the options for
@@ -120,7 +132,8 @@ pub async fn start_registration(
     store: &Store,
     user: &User,
 ) -> Result<(String, Value), PasskeyError> {
-    let handle = users::ensure_webauthn_handle(store, &user.id, &Uuid::new_v4().to_string()).await?;
+    let handle =
+        users::ensure_webauthn_handle(store, &user.id, &Uuid::new_v4().to_string()).await?;
     let existing = passkeys::list_for_user(store, &user.id).await?;
     let exclude = existing
         .iter()
@@ -130,9 +143,15 @@ pub async fn start_registration(
     let display = user.name.as_deref().unwrap_or(&user.email);
     let (options, state): (CreationChallengeResponse, PasskeyRegistration) = pk
         .webauthn
-        .start_passkey_registration(user_handle(&user.id, &handle)?, &user.email, display, Some(exclude))
+        .start_passkey_registration(
+            user_handle(&user.id, &handle)?,
+            &user.email,
+            display,
+            Some(exclude),
+        )
         .map_err(verification)?;
-    let mut options = serde_json::to_value(&options).map_err(|e| PasskeyError::Verification(e.to_string()))?;
+    let mut options =
+        serde_json::to_value(&options).map_err(|e| PasskeyError::Verification(e.to_string()))?;
     // webauthn-rs asks for non-discoverable credentials; usernameless sign-in needs
     // discoverable ones. "preferred" lets authenticators that cannot store them still register.
     let selection = &mut options["publicKey"]["authenticatorSelection"];
@@ -158,9 +177,12 @@ pub async fn finish_registration(
     if row.kind != KIND_REGISTER || row.user_id.as_deref() != Some(user.id.as_str()) {
         return Err(PasskeyError::CeremonyExpired);
     }
-    let state: PasskeyRegistration =
-        serde_json::from_str(&row.state).map_err(|e| PasskeyError::Store(StoreError::Corrupt(e.to_string())))?;
-    let passkey = pk.webauthn.finish_passkey_registration(credential, &state).map_err(verification)?;
+    let state: PasskeyRegistration = serde_json::from_str(&row.state)
+        .map_err(|e| PasskeyError::Store(StoreError::Corrupt(e.to_string())))?;
+    let passkey = pk
+        .webauthn
+        .finish_passkey_registration(credential, &state)
+        .map_err(verification)?;
     let id = b64url(passkey.cred_id().as_ref());
     if passkeys::find(store, &id).await?.is_some() {
         return Err(PasskeyError::AlreadyRegistered);
@@ -187,7 +209,11 @@ pub async fn finish_registration(
         last_used_at: None,
     };
     passkeys::insert(store, &row).await.map_err(|e| {
-        if e.is_unique_violation() { PasskeyError::AlreadyRegistered } else { e.into() }
+        if e.is_unique_violation() {
+            PasskeyError::AlreadyRegistered
+        } else {
+            e.into()
+        }
     })?;
     Ok(row)
 }
@@ -209,20 +235,32 @@ pub async fn start_authentication(
             Some(u) => passkeys::list_for_user(store, &u.id).await?,
             None => Vec::new(),
         };
-        let usable: Vec<Passkey> = rows.iter().filter(|r| !r.flagged).filter_map(|r| stored_passkey(r).ok()).collect();
+        let usable: Vec<Passkey> = rows
+            .iter()
+            .filter(|r| !r.flagged)
+            .filter_map(|r| stored_passkey(r).ok())
+            .collect();
         if let (Some(user), false) = (&user, usable.is_empty()) {
-            let (options, state): (RequestChallengeResponse, PasskeyAuthentication) =
-                pk.webauthn.start_passkey_authentication(&usable).map_err(verification)?;
-            let id = save_ceremony(store, KIND_AUTHENTICATE, Some(&user.id), to_json(&state)?).await?;
+            let (options, state): (RequestChallengeResponse, PasskeyAuthentication) = pk
+                .webauthn
+                .start_passkey_authentication(&usable)
+                .map_err(verification)?;
+            let id =
+                save_ceremony(store, KIND_AUTHENTICATE, Some(&user.id), to_json(&state)?).await?;
             return Ok((id, options));
         }
         let (mut options, state) = start_discoverable(pk)?;
-        let decoy = hmac_sha256(instance_key, format!("passkey-decoy:{org_id}:{}", users::normalize_email(email)).as_bytes());
-        let mut value = serde_json::to_value(&options).map_err(|e| PasskeyError::Verification(e.to_string()))?;
+        let decoy = hmac_sha256(
+            instance_key,
+            format!("passkey-decoy:{org_id}:{}", users::normalize_email(email)).as_bytes(),
+        );
+        let mut value = serde_json::to_value(&options)
+            .map_err(|e| PasskeyError::Verification(e.to_string()))?;
         value["publicKey"]["allowCredentials"] =
             serde_json::json!([{ "type": "public-key", "id": b64url(&decoy) }]);
         value["mediation"] = Value::Null;
-        options = serde_json::from_value(value).map_err(|e| PasskeyError::Verification(e.to_string()))?;
+        options =
+            serde_json::from_value(value).map_err(|e| PasskeyError::Verification(e.to_string()))?;
         let id = save_ceremony(store, KIND_DISCOVER, None, to_json(&state)?).await?;
         return Ok((id, options));
     }
@@ -231,8 +269,12 @@ pub async fn start_authentication(
     Ok((id, options))
 }
 
-fn start_discoverable(pk: &Passkeys) -> Result<(RequestChallengeResponse, DiscoverableAuthentication), PasskeyError> {
-    pk.webauthn.start_discoverable_authentication().map_err(verification)
+fn start_discoverable(
+    pk: &Passkeys,
+) -> Result<(RequestChallengeResponse, DiscoverableAuthentication), PasskeyError> {
+    pk.webauthn
+        .start_discoverable_authentication()
+        .map_err(verification)
 }
 
 /// Finishes a sign-in: the user, and what the assertion proved (for `amr`/`acr`).
@@ -245,12 +287,16 @@ pub async fn finish_authentication(
 ) -> Result<(User, Authentication), PasskeyError> {
     let row = take_ceremony(store, ceremony).await?;
     let credential_id = b64url(credential.get_credential_id());
-    let stored = passkeys::find(store, &credential_id).await?.ok_or(PasskeyError::UnknownCredential)?;
+    let stored = passkeys::find(store, &credential_id)
+        .await?
+        .ok_or(PasskeyError::UnknownCredential)?;
     if stored.flagged {
         return Err(PasskeyError::PossibleClone);
     }
     let passkey = stored_passkey(&stored)?;
-    let user = users::find(store, &stored.user_id).await?.ok_or(PasskeyError::UnknownCredential)?;
+    let user = users::find(store, &stored.user_id)
+        .await?
+        .ok_or(PasskeyError::UnknownCredential)?;
     if user.org_id != org_id {
         return Err(PasskeyError::UnknownCredential);
     }
@@ -259,9 +305,10 @@ pub async fn finish_authentication(
             if row.user_id.as_deref() != Some(user.id.as_str()) {
                 return Err(PasskeyError::UnknownCredential);
             }
-            let state: PasskeyAuthentication =
-                serde_json::from_str(&row.state).map_err(|e| PasskeyError::Store(StoreError::Corrupt(e.to_string())))?;
-            pk.webauthn.finish_passkey_authentication(credential, &state)
+            let state: PasskeyAuthentication = serde_json::from_str(&row.state)
+                .map_err(|e| PasskeyError::Store(StoreError::Corrupt(e.to_string())))?;
+            pk.webauthn
+                .finish_passkey_authentication(credential, &state)
         }
         KIND_DISCOVER => {
             // The assertion names its user by handle; it must be this credential's owner.
@@ -272,9 +319,10 @@ pub async fn finish_authentication(
             if user.webauthn_handle.as_deref() != Some(handle.to_string().as_str()) {
                 return Err(PasskeyError::UnknownCredential);
             }
-            let state: DiscoverableAuthentication =
-                serde_json::from_str(&row.state).map_err(|e| PasskeyError::Store(StoreError::Corrupt(e.to_string())))?;
-            pk.webauthn.finish_discoverable_authentication_v2(credential, state, &passkey)
+            let state: DiscoverableAuthentication = serde_json::from_str(&row.state)
+                .map_err(|e| PasskeyError::Store(StoreError::Corrupt(e.to_string())))?;
+            pk.webauthn
+                .finish_discoverable_authentication_v2(credential, state, &passkey)
         }
         _ => return Err(PasskeyError::CeremonyExpired),
     };
@@ -294,7 +342,10 @@ pub async fn finish_authentication(
     if user.disabled {
         return Err(PasskeyError::Disabled);
     }
-    Ok((user, Authentication::passkey(result.backup_eligible(), result.user_verified())))
+    Ok((
+        user,
+        Authentication::passkey(result.backup_eligible(), result.user_verified()),
+    ))
 }
 
 /// The AAGUID from a registration's attestation object (W3C WebAuthn §6.1: authenticator
@@ -302,12 +353,18 @@ pub async fn finish_authentication(
 pub fn aaguid(attestation_object: &[u8]) -> Option<String> {
     // The CBOR map holds the text key "authData" followed by a byte string.
     let key = b"\x68authData";
-    let at = attestation_object.windows(key.len()).position(|w| w == key)? + key.len();
+    let at = attestation_object
+        .windows(key.len())
+        .position(|w| w == key)?
+        + key.len();
     let rest = attestation_object.get(at..)?;
     let (len, start) = match *rest.first()? {
         b @ 0x40..=0x57 => ((b - 0x40) as usize, 1),
         0x58 => (*rest.get(1)? as usize, 2),
-        0x59 => (u16::from_be_bytes([*rest.get(1)?, *rest.get(2)?]) as usize, 3),
+        0x59 => (
+            u16::from_be_bytes([*rest.get(1)?, *rest.get(2)?]) as usize,
+            3,
+        ),
         _ => return None,
     };
     let auth_data = rest.get(start..start + len)?;
@@ -319,7 +376,14 @@ pub fn aaguid(attestation_object: &[u8]) -> Option<String> {
         return None;
     }
     let hex = crate::security::hex(raw);
-    Some(format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32]))
+    Some(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    ))
 }
 
 /// Labels for well-known authenticators, from the FIDO metadata and passkey-provider lists.

@@ -26,7 +26,10 @@ pub struct PasskeyRow {
 
 pub async fn insert(store: &Store, row: &PasskeyRow) -> StoreResult<()> {
     with_conn!(store, |conn| {
-        diesel::insert_into(passkeys::table).values(row).execute(conn).await?;
+        diesel::insert_into(passkeys::table)
+            .values(row)
+            .execute(conn)
+            .await?;
         Ok(())
     })
 }
@@ -71,7 +74,10 @@ pub async fn count_usable_for_user(store: &Store, user_id: &str) -> StoreResult<
 pub async fn record_use(store: &Store, id: &str, credential: &str, now: i64) -> StoreResult<()> {
     with_conn!(store, |conn| {
         diesel::update(passkeys::table.find(id))
-            .set((passkeys::credential.eq(credential), passkeys::last_used_at.eq(Some(now))))
+            .set((
+                passkeys::credential.eq(credential),
+                passkeys::last_used_at.eq(Some(now)),
+            ))
             .execute(conn)
             .await?;
         Ok(())
@@ -90,19 +96,27 @@ pub async fn flag(store: &Store, id: &str) -> StoreResult<()> {
 
 pub async fn rename(store: &Store, user_id: &str, id: &str, name: &str) -> StoreResult<bool> {
     with_conn!(store, |conn| {
-        Ok(diesel::update(passkeys::table.find(id).filter(passkeys::user_id.eq(user_id)))
-            .set(passkeys::name.eq(name))
-            .execute(conn)
-            .await?
+        Ok(diesel::update(
+            passkeys::table
+                .find(id)
+                .filter(passkeys::user_id.eq(user_id)),
+        )
+        .set(passkeys::name.eq(name))
+        .execute(conn)
+        .await?
             > 0)
     })
 }
 
 pub async fn delete(store: &Store, user_id: &str, id: &str) -> StoreResult<bool> {
     with_conn!(store, |conn| {
-        Ok(diesel::delete(passkeys::table.find(id).filter(passkeys::user_id.eq(user_id)))
-            .execute(conn)
-            .await?
+        Ok(diesel::delete(
+            passkeys::table
+                .find(id)
+                .filter(passkeys::user_id.eq(user_id)),
+        )
+        .execute(conn)
+        .await?
             > 0)
     })
 }
@@ -122,7 +136,10 @@ pub struct CeremonyRow {
 
 pub async fn insert_ceremony(store: &Store, row: &CeremonyRow) -> StoreResult<()> {
     with_conn!(store, |conn| {
-        diesel::insert_into(webauthn_ceremonies::table).values(row).execute(conn).await?;
+        diesel::insert_into(webauthn_ceremonies::table)
+            .values(row)
+            .execute(conn)
+            .await?;
         Ok(())
     })
 }
@@ -140,15 +157,19 @@ pub async fn take_ceremony(store: &Store, id: &str) -> StoreResult<Option<Ceremo
             .first(conn)
             .await
             .optional()?;
-        let taken = diesel::delete(webauthn_ceremonies::table.find(id)).execute(conn).await?;
+        let taken = diesel::delete(webauthn_ceremonies::table.find(id))
+            .execute(conn)
+            .await?;
         Ok(row.filter(|_| taken == 1))
     })
 }
 
 pub async fn purge_expired_ceremonies(store: &Store, now: i64) -> StoreResult<usize> {
     with_conn!(store, |conn| {
-        Ok(diesel::delete(webauthn_ceremonies::table.filter(webauthn_ceremonies::expires_at.lt(now)))
-            .execute(conn)
-            .await?)
+        Ok(diesel::delete(
+            webauthn_ceremonies::table.filter(webauthn_ceremonies::expires_at.lt(now)),
+        )
+        .execute(conn)
+        .await?)
     })
 }

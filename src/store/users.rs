@@ -118,12 +118,20 @@ pub async fn find_by_webauthn_handle(store: &Store, handle: &str) -> StoreResult
 }
 
 /// Sets the user's WebAuthn handle unless one is already set; returns the stored handle.
-pub async fn ensure_webauthn_handle(store: &Store, id: &str, candidate: &str) -> StoreResult<String> {
+pub async fn ensure_webauthn_handle(
+    store: &Store,
+    id: &str,
+    candidate: &str,
+) -> StoreResult<String> {
     with_conn!(store, |conn| {
-        diesel::update(users::table.find(id).filter(users::webauthn_handle.is_null()))
-            .set(users::webauthn_handle.eq(Some(candidate)))
-            .execute(conn)
-            .await?;
+        diesel::update(
+            users::table
+                .find(id)
+                .filter(users::webauthn_handle.is_null()),
+        )
+        .set(users::webauthn_handle.eq(Some(candidate)))
+        .execute(conn)
+        .await?;
         let stored: Option<String> = users::table
             .find(id)
             .select(users::webauthn_handle)

@@ -43,11 +43,16 @@ pub fn routes() -> Router<AppState> {
 pub async fn ensure_client(app: &App) -> Result<(), String> {
     let redirect = vec![app.config.endpoint("/account/callback")];
     let encoded = store::encode_list(&redirect);
-    match store::clients::find(&app.store, ACCOUNT_CLIENT_ID).await.map_err(|e| e.to_string())? {
+    match store::clients::find(&app.store, ACCOUNT_CLIENT_ID)
+        .await
+        .map_err(|e| e.to_string())?
+    {
         Some(c) if c.redirect_uris == redirect => Ok(()),
-        Some(_) => store::clients::update_registration(&app.store, ACCOUNT_CLIENT_ID, None, &encoded, "[]")
-            .await
-            .map_err(|e| e.to_string()),
+        Some(_) => {
+            store::clients::update_registration(&app.store, ACCOUNT_CLIENT_ID, None, &encoded, "[]")
+                .await
+                .map_err(|e| e.to_string())
+        }
         None => crate::admin::create_client(
             &app.store,
             crate::admin::NewClient {
@@ -63,12 +68,21 @@ pub async fn ensure_client(app: &App) -> Result<(), String> {
         )
         .await
         .map(|_| ())
-        .or_else(|e| if e.contains("already exists") { Ok(()) } else { Err(e) }),
+        .or_else(|e| {
+            if e.contains("already exists") {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }),
     }
 }
 
 pub(crate) fn csrf(app: &App, session_id: &str) -> String {
-    b64url(&hmac_sha256(&app.instance_key, format!("account-csrf:{session_id}").as_bytes()))
+    b64url(&hmac_sha256(
+        &app.instance_key,
+        format!("account-csrf:{session_id}").as_bytes(),
+    ))
 }
 
 fn not_signed_in() -> Error {
@@ -80,11 +94,21 @@ fn not_signed_in() -> Error {
 }
 
 /// The signed-in user of a form or JSON call that must carry the account page's CSRF token.
-pub(crate) async fn signed_in_with_csrf(app: &App, headers: &HeaderMap, token: &str) -> Result<Current, Error> {
-    let current = session::current(app, headers).await?.ok_or_else(not_signed_in)?;
+pub(crate) async fn signed_in_with_csrf(
+    app: &App,
+    headers: &HeaderMap,
+    token: &str,
+) -> Result<Current, Error> {
+    let current = session::current(app, headers)
+        .await?
+        .ok_or_else(not_signed_in)?;
     let expected = csrf(app, &current.session.id);
     if !constant_time_eq(expected.as_bytes(), token.as_bytes()) {
-        return Err(Error::page(StatusCode::FORBIDDEN, "Form expired", "Reload the account page and try again."));
+        return Err(Error::page(
+            StatusCode::FORBIDDEN,
+            "Form expired",
+            "Reload the account page and try again.",
+        ));
     }
     Ok(current)
 }
@@ -147,7 +171,9 @@ async fn page(
         })
         .collect();
     let notice = match q.notice.as_deref() {
-        Some("reauthenticate") => Some("Confirm it's you first: sign in again, then repeat the change."),
+        Some("reauthenticate") => {
+            Some("Confirm it's you first: sign in again, then repeat the change.")
+        }
         Some("passkey-deleted") => Some("The passkey was deleted."),
         _ => None,
     };
@@ -176,7 +202,10 @@ async fn login(State(app): State<AppState>, Query(q): Query<LoginQuery>) -> Resp
         .append_pair("client_id", ACCOUNT_CLIENT_ID)
         .append_pair("redirect_uri", &app.config.endpoint("/account/callback"))
         .append_pair("scope", "openid")
-        .append_pair("code_challenge", &crate::oidc::authorize::pkce::s256(&verifier))
+        .append_pair(
+            "code_challenge",
+            &crate::oidc::authorize::pkce::s256(&verifier),
+        )
         .append_pair("code_challenge_method", "S256");
     if q.prompt.as_deref() == Some("login") {
         url.query_pairs_mut().append_pair("prompt", "login");
@@ -191,53 +220,94 @@ async fn callback(State(app): State<AppState>, headers: HeaderMap) -> Result<Res
     }
 }
 
-async fn checked(app: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(Current, Params), Error> {
+async fn checked(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Current, Params), Error> {
     let params = Params::parse(body);
     let current = signed_in_with_csrf(app, headers, params.get("csrf").unwrap_or("")).await?;
     Ok((current, params))
 }
 
-async fn end_one(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, PageError> {
+async fn end_one(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
     let (current, params) = checked(&app, &headers, &body).await?;
     let id = params.get("session").unwrap_or("");
     let target = sessions::find(&app.store, id)
         .await?
         .filter(|s| s.user_id == current.user.id && s.revoked_at.is_none())
-        .ok_or_else(|| Error::bad_request_page("Unknown session", "That session has already ended."))?;
+        .ok_or_else(|| {
+            Error::bad_request_page("Unknown session", "That session has already ended.")
+        })?;
     session::logout::end_session(&app, &target).await?;
     if target.id == current.session.id {
         let mut response = crate::ui::render(&super::views::SignedOutPage);
-        response
-            .headers_mut()
-            .append(header::SET_COOKIE, app.cookies.clear(crate::http::cookies::SESSION));
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            app.cookies.clear(crate::http::cookies::SESSION),
+        );
         return Ok(response);
     }
     Ok(redirect("/account"))
 }
 
-async fn end_all(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, PageError> {
+async fn end_all(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
     let (current, _) = checked(&app, &headers, &body).await?;
     session::logout::end_all_sessions(&app, &current.user.id).await?;
     let mut response = crate::ui::render(&super::views::SignedOutPage);
-    response
-        .headers_mut()
-        .append(header::SET_COOKIE, app.cookies.clear(crate::http::cookies::SESSION));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        app.cookies.clear(crate::http::cookies::SESSION),
+    );
     Ok(response)
 }
 
-async fn rename_passkey(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, PageError> {
+async fn rename_passkey(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
     let (current, params) = checked(&app, &headers, &body).await?;
-    let name: String = params.get("name").unwrap_or("").trim().chars().take(64).collect();
+    let name: String = params
+        .get("name")
+        .unwrap_or("")
+        .trim()
+        .chars()
+        .take(64)
+        .collect();
     if name.is_empty() {
         return Err(Error::bad_request_page("Name required", "Give the passkey a name.").into());
     }
-    if !passkeys::rename(&app.store, &current.user.id, params.get("id").unwrap_or(""), &name).await? {
-        return Err(Error::bad_request_page("Unknown passkey", "That passkey is not on your account.").into());
+    if !passkeys::rename(
+        &app.store,
+        &current.user.id,
+        params.get("id").unwrap_or(""),
+        &name,
+    )
+    .await?
+    {
+        return Err(Error::bad_request_page(
+            "Unknown passkey",
+            "That passkey is not on your account.",
+        )
+        .into());
     }
     Ok(redirect("/account"))
 }
 
-async fn delete_passkey(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, PageError> {
+async fn delete_passkey(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
     let (current, params) = checked(&app, &headers, &body).await?;
     if store::now() - current.session.auth_time > RECENT_AUTH_SECS {
         // A stolen session must not be able to remove a user's credentials.
@@ -245,7 +315,9 @@ async fn delete_passkey(State(app): State<AppState>, headers: HeaderMap, body: B
     }
     let id = params.get("id").unwrap_or("");
     let remaining_password = current.user.password_hash.is_some();
-    let count = passkeys::list_for_user(&app.store, &current.user.id).await?.len();
+    let count = passkeys::list_for_user(&app.store, &current.user.id)
+        .await?
+        .len();
     if !remaining_password && count <= 1 {
         return Err(Error::bad_request_page(
             "Cannot delete your last sign-in method",
@@ -254,7 +326,11 @@ async fn delete_passkey(State(app): State<AppState>, headers: HeaderMap, body: B
         .into());
     }
     if !passkeys::delete(&app.store, &current.user.id, id).await? {
-        return Err(Error::bad_request_page("Unknown passkey", "That passkey is not on your account.").into());
+        return Err(Error::bad_request_page(
+            "Unknown passkey",
+            "That passkey is not on your account.",
+        )
+        .into());
     }
     tracing::info!(user_id = %current.user.id, "passkey deleted");
     Ok(redirect("/account?notice=passkey-deleted"))

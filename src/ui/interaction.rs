@@ -113,7 +113,8 @@ async fn passkey_first(app: &App, pending: &Pending) -> Result<bool, Error> {
     let Some(sub) = &pending.request.hinted_subject else {
         return Ok(false);
     };
-    Ok(app.passkeys.is_some() && crate::store::passkeys::count_usable_for_user(&app.store, sub).await? > 0)
+    Ok(app.passkeys.is_some()
+        && crate::store::passkeys::count_usable_for_user(&app.store, sub).await? > 0)
 }
 
 async fn login_page(
@@ -226,7 +227,10 @@ async fn login_submit(
         ip,
     )
     .await?;
-    Ok(crate::oidc::authorize::with_cookie(response::redirect(&next), cookie))
+    Ok(crate::oidc::authorize::with_cookie(
+        response::redirect(&next),
+        cookie,
+    ))
 }
 
 /// Once a person is offered to add a passkey after a password sign-in and says "not now",
