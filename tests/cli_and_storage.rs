@@ -206,14 +206,11 @@ async fn a_second_replica_on_the_same_database_finishes_what_the_first_started()
     let jwks2 = second.get("/jwks").await.text().await.unwrap();
     assert_eq!(jwks1, jwks2);
     // A refresh at the first replica of a token issued by the second.
-    let (status, body) = common::token_request(
+    let (status, body) = common::refresh(
         &first,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", body["refresh_token"].as_str().unwrap()),
-            ("client_id", &client_id),
-            ("client_secret", secret.as_deref().unwrap()),
-        ],
+        &client_id,
+        secret.as_deref().unwrap(),
+        body["refresh_token"].as_str().unwrap(),
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -249,14 +246,11 @@ async fn restart_keeps_keys_sessions_and_refresh_tokens() {
         kid,
         "the signing key survives a restart"
     );
-    let (status, body) = common::token_request(
+    let (status, body) = common::refresh(
         &again,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-            ("client_id", &client_id),
-            ("client_secret", secret.as_deref().unwrap()),
-        ],
+        &client_id,
+        secret.as_deref().unwrap(),
+        tokens["refresh_token"].as_str().unwrap(),
     )
     .await;
     assert_eq!(status, 200, "refresh token survives: {body}");

@@ -267,14 +267,11 @@ async fn register_after_password_then_sign_in_and_reauthenticate_with_the_passke
     tessera::store::users::set_password_hash(&server.app().store, &sub, None)
         .await
         .unwrap();
-    let (status, refreshed) = common::token_request(
+    let (status, refreshed) = common::refresh(
         &server,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-            ("client_id", &client_id),
-            ("client_secret", secret.as_deref().unwrap()),
-        ],
+        &client_id,
+        secret.as_deref().unwrap(),
+        tokens["refresh_token"].as_str().unwrap(),
     )
     .await;
     assert_eq!(status, 200);

@@ -10,29 +10,11 @@ use axum::extract::State;
 use axum::routing::post;
 use common::{
     Browser, Landing, PASSWORD, TestServer, authorize_url, claims_of, exchange, plain_client,
-    sign_in, token_request,
+    refresh, sign_in,
 };
 
 const REDIRECT: &str = "https://rp.example.com/cb";
 const AFTER_LOGOUT: &str = "https://rp.example.com/signed-out";
-
-async fn refresh(
-    server: &TestServer,
-    client_id: &str,
-    secret: &str,
-    token: &str,
-) -> (u16, serde_json::Value) {
-    token_request(
-        server,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", token),
-            ("client_id", client_id),
-            ("client_secret", secret),
-        ],
-    )
-    .await
-}
 
 async fn client_with_logout(server: &TestServer, backchannel: Option<&str>) -> (String, String) {
     let (id, secret) = tessera::admin::create_client(

@@ -66,16 +66,8 @@ async fn code_reuse_is_refused_and_revokes_what_the_code_produced() {
         401,
         "access token revoked"
     );
-    let (status, body) = token_request(
-        &server,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh),
-            ("client_id", &client_id),
-            ("client_secret", secret.as_deref().unwrap()),
-        ],
-    )
-    .await;
+    let (status, body) =
+        common::refresh(&server, &client_id, secret.as_deref().unwrap(), refresh).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (400, Some("invalid_grant")),
@@ -181,18 +173,7 @@ async fn refresh_tokens_rotate_keep_auth_time_and_reuse_revokes_the_family() {
     let refresh = |token: String| {
         let (client_id, secret) = (client_id.clone(), secret.clone());
         let server = &server;
-        async move {
-            token_request(
-                server,
-                &[
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", &token),
-                    ("client_id", &client_id),
-                    ("client_secret", &secret),
-                ],
-            )
-            .await
-        }
+        async move { common::refresh(server, &client_id, &secret, &token).await }
     };
     let (status, second) = refresh(r1.clone()).await;
     assert_eq!(status, 200, "{second}");
@@ -566,16 +547,7 @@ async fn refused_requests_do_not_burn_tokens_or_codes() {
 
     // Another client presenting the refresh token, and the owner asking for a wider scope:
     // both refused, and neither uses the token up.
-    let (s, b) = token_request(
-        &server,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", rt),
-            ("client_id", &other_id),
-            ("client_secret", &other_secret),
-        ],
-    )
-    .await;
+    let (s, b) = common::refresh(&server, &other_id, &other_secret, rt).await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")));
     let (s, b) = token_request(
         &server,
@@ -589,15 +561,6 @@ async fn refused_requests_do_not_burn_tokens_or_codes() {
     )
     .await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_scope")));
-    let (s, b) = token_request(
-        &server,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", rt),
-            ("client_id", &client_id),
-            ("client_secret", &secret),
-        ],
-    )
-    .await;
+    let (s, b) = common::refresh(&server, &client_id, &secret, rt).await;
     assert_eq!(s, 200, "the owner's token still works: {b}");
 }

@@ -22,12 +22,6 @@ pub struct Current {
     pub user: User,
 }
 
-impl Current {
-    pub fn amr(&self) -> Vec<String> {
-        store::decode_list(&self.session.amr).unwrap_or_default()
-    }
-}
-
 /// The live session of this browser, with its (enabled) user; renews the idle lifetime.
 pub async fn current(app: &App, headers: &HeaderMap) -> StoreResult<Option<Current>> {
     let Some(secret) = app.cookies.read(headers, cookies::SESSION) else {

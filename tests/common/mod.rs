@@ -373,3 +373,22 @@ pub async fn sign_in(
     assert_eq!(status, 200, "{body}");
     (browser, body)
 }
+
+/// A refresh-token grant with client_secret_post.
+pub async fn refresh(
+    server: &TestServer,
+    client_id: &str,
+    secret: &str,
+    token: &str,
+) -> (u16, serde_json::Value) {
+    token_request(
+        server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", token),
+            ("client_id", client_id),
+            ("client_secret", secret),
+        ],
+    )
+    .await
+}
