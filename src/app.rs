@@ -29,6 +29,8 @@ pub struct App {
     /// Random per deployment, stored in the database: derives values that must agree across
     /// replicas and restarts (the demo client's secret).
     pub instance_key: Vec<u8>,
+    /// Seals and opens opaque access tokens (derived from `instance_key`).
+    pub access_token_key: crate::security::master_key::MasterKey,
     pub discovery: crate::oidc::discovery::Prepared,
     /// Outbound HTTP (back-channel logout): no redirects, bounded timeouts.
     pub http: openidconnect::reqwest::Client,
@@ -77,6 +79,7 @@ pub async fn build(config: Config) -> Result<AppState, String> {
         keys,
         cookies,
         default_org,
+        access_token_key: crate::tokens::access_token::sealing_key(&instance_key),
         instance_key,
         discovery,
         http,

@@ -49,6 +49,20 @@ pub struct TokenSettings {
     pub authorization_request_ttl_secs: i64,
     /// Allowed clock difference when validating times in tokens we receive.
     pub leeway_secs: i64,
+    /// `jwt` (RFC 9068, RS256: one more RSA signature per token response) or `opaque`
+    /// (sealed with AES-256-GCM under a key derived from the instance secret: no signature,
+    /// no database write; only Tessera can read it, at userinfo and introspection).
+    pub access_token_format: AccessTokenFormat,
+    /// How long used codes and rotated refresh tokens are kept after use, so that a replay is
+    /// recognised as one (and revokes its grant) rather than answered as an unknown token.
+    pub reuse_detection_secs: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessTokenFormat {
+    Jwt,
+    Opaque,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -101,6 +115,8 @@ impl Default for TokenSettings {
             code_ttl_secs: 60,
             authorization_request_ttl_secs: 30 * 60,
             leeway_secs: 30,
+            access_token_format: AccessTokenFormat::Jwt,
+            reuse_detection_secs: 24 * 3600,
         }
     }
 }
@@ -182,6 +198,17 @@ impl Config {
         if let Some(v) = get("TESSERA_REAUTHENTICATION_CLAIM") {
             self.reauthentication_claim = v;
         }
+        if let Some(v) = get("TESSERA_ACCESS_TOKEN_FORMAT") {
+            self.tokens.access_token_format = match v.as_str() {
+                "jwt" => AccessTokenFormat::Jwt,
+                "opaque" => AccessTokenFormat::Opaque,
+                _ => {
+                    return Err(format!(
+                        "TESSERA_ACCESS_TOKEN_FORMAT: jwt or opaque, not {v}"
+                    ));
+                }
+            };
+        }
         if let Some(v) = get("TESSERA_DEMO_REAUTHENTICATE_AFTER_SECS") {
             self.demo_reauthenticate_after_secs = v.parse().map_err(|_| {
                 format!("TESSERA_DEMO_REAUTHENTICATE_AFTER_SECS: not a number: {v}")
@@ -243,6 +270,9 @@ impl Config {
                 "reauthentication_claim must be a printable claim name that no standard claim uses"
                     .into(),
             );
+        }
+        if self.tokens.reuse_detection_secs < 60 {
+            return Err("tokens.reuse_detection_secs must be at least 60".into());
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return Err(format!(

@@ -66,15 +66,21 @@ pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response 
     crate::error::Error::Internal(format!("handler panicked: {detail}")).into_response()
 }
 
-/// Deletes what has expired: codes (kept a day past expiry so late reuse is still
-/// recognised), pending requests, sessions, grants, rate-limit windows and retired keys.
+/// Deletes what has expired, so that every table stays bounded by rate × lifetime: codes and
+/// rotated refresh tokens (kept `tokens.reuse_detection_secs` past use or expiry so that a
+/// late replay is still recognised), pending requests, sessions, grants, rate-limit windows,
+/// retired keys and WebAuthn ceremonies.
 pub async fn housekeeping(app: &App) {
     let now = store::now();
-    let day = 24 * 3600;
+    let reuse_window = app.config.tokens.reuse_detection_secs;
     let results = [
         (
             "codes",
-            store::codes::purge_expired(&app.store, now - day).await,
+            store::codes::purge_expired(&app.store, now - reuse_window).await,
+        ),
+        (
+            "rotated refresh tokens",
+            store::refresh_tokens::purge_used(&app.store, now - reuse_window).await,
         ),
         (
             "authorization requests",
@@ -82,11 +88,11 @@ pub async fn housekeeping(app: &App) {
         ),
         (
             "sessions",
-            store::sessions::purge_ended(&app.store, now, day).await,
+            store::sessions::purge_ended(&app.store, now, reuse_window).await,
         ),
         (
             "grants",
-            store::grants::purge_ended(&app.store, now, day).await,
+            store::grants::purge_ended(&app.store, now, reuse_window).await,
         ),
         (
             "rate limits",

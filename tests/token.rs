@@ -564,3 +564,96 @@ async fn refused_requests_do_not_burn_tokens_or_codes() {
     let (s, b) = common::refresh(&server, &client_id, &secret, rt).await;
     assert_eq!(s, 200, "the owner's token still works: {b}");
 }
+
+async fn introspect(server: &TestServer, client_id: &str, secret: &str, token: &str) -> bool {
+    let body: serde_json::Value = plain_client()
+        .post(format!("{}/introspect", server.url))
+        .basic_auth(client_id, Some(secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["active"]
+        .as_bool()
+        .expect("introspection answers active")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn opaque_access_tokens_work_like_jwts_and_die_with_their_grant() {
+    let server = TestServer::start_with(|c| {
+        c.tokens.access_token_format = tessera::config::AccessTokenFormat::Opaque;
+    })
+    .await;
+    let (client_id, secret) = server.client(false, REDIRECT).await;
+    let secret = secret.unwrap();
+    server.user("o@example.com").await;
+    let (code, verifier) = code_for(&server, &client_id, "o@example.com").await;
+    let (status, body) = exchange(
+        &server,
+        &client_id,
+        Some(&secret),
+        &code,
+        REDIRECT,
+        &verifier,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let access = body["access_token"].as_str().unwrap();
+    assert!(access.starts_with("tat_"), "opaque format: {access}");
+    assert_eq!(access.split('.').count(), 1, "not a JWS");
+    // The ID token (still RS256) binds the opaque token through at_hash (OIDC Core §3.1.3.6).
+    let id_token = body["id_token"].as_str().unwrap();
+    assert_eq!(common::header_of(id_token)["alg"], "RS256");
+    assert_eq!(
+        claims_of(id_token)["at_hash"],
+        tessera::tokens::id_token::at_hash(access)
+    );
+    assert_eq!(userinfo_status(&server, access).await, 200);
+    assert!(introspect(&server, &client_id, &secret, access).await);
+
+    // A tampered token is refused; so is one sealed by another deployment.
+    let mut tampered = access.to_owned();
+    tampered.replace_range(10..11, if &access[10..11] == "A" { "B" } else { "A" });
+    assert_eq!(userinfo_status(&server, &tampered).await, 401);
+    // Same claims (valid grant and all), sealed under another deployment's key.
+    let claims =
+        tessera::tokens::access_token::unseal(&server.app().access_token_key, access).unwrap();
+    assert_eq!(claims["client_id"], client_id.as_str());
+    let foreign = tessera::tokens::access_token::seal(
+        &tessera::tokens::access_token::sealing_key(b"another deployment"),
+        &claims,
+    );
+    assert_eq!(userinfo_status(&server, &foreign).await, 401);
+
+    // Client credentials: an opaque token with no signature at all, valid at introspection.
+    let (status, cc) = token_request(
+        &server,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &client_id),
+            ("client_secret", &secret),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{cc}");
+    let cc_token = cc["access_token"].as_str().unwrap();
+    assert!(cc_token.starts_with("tat_"));
+    assert!(introspect(&server, &client_id, &secret, cc_token).await);
+
+    // Revoking the refresh token revokes the grant, and with it the opaque access token.
+    let refresh = body["refresh_token"].as_str().unwrap();
+    let revoked = plain_client()
+        .post(format!("{}/revoke", server.url))
+        .basic_auth(&client_id, Some(&secret))
+        .form(&[("token", refresh)])
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(revoked, 200);
+    assert_eq!(userinfo_status(&server, access).await, 401);
+    assert!(!introspect(&server, &client_id, &secret, access).await);
+}

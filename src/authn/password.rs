@@ -28,7 +28,7 @@ pub async fn hash(password: String) -> Result<String, String> {
     if password.len() > MAX_LENGTH {
         return Err(format!("password must be at most {MAX_LENGTH} bytes"));
     }
-    crate::cpu::run(move || hash_blocking(&password))
+    crate::cpu::run_low_priority(move || hash_blocking(&password))
         .await
         .map_err(|e| e.to_string())?
 }
@@ -115,7 +115,7 @@ pub async fn authenticate(
     };
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
     let candidate = password.to_owned();
-    let matches = crate::cpu::run(move || match stored {
+    let matches = crate::cpu::run_low_priority(move || match stored {
         Some(hash) => verify_blocking(&hash, &candidate),
         None => {
             verify_blocking(dummy_hash(), &candidate);

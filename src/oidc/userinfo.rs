@@ -97,6 +97,7 @@ async fn handle(
     let keys = app.keys.current();
     let claims = access_token::validate(
         &keys,
+        &app.access_token_key,
         &token,
         &app.config.issuer,
         now,

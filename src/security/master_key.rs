@@ -1,6 +1,9 @@
 //! Encryption at rest for signing keys and instance secrets, with AES-256-GCM under the
 //! operator's master key (`TESSERA_MASTER_KEY`, 32 bytes in base64). Without a master key the
 //! private material is stored in the clear and the server says so at start.
+//!
+//! The same sealing serves keys derived from the instance secret (`from_bytes`), e.g. the one
+//! that seals opaque access tokens.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use base64::Engine;
@@ -22,10 +25,14 @@ impl MasterKey {
             .decode(text.trim())
             .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text.trim()))
             .map_err(|_| "master key is not valid base64".to_string())?;
+        Self::from_bytes(&bytes)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<MasterKey, String> {
         if bytes.len() != 32 {
             return Err(format!("master key must be 32 bytes, got {}", bytes.len()));
         }
-        let unbound = UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| "bad master key")?;
+        let unbound = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| "bad master key")?;
         Ok(MasterKey {
             key: std::sync::Arc::new(LessSafeKey::new(unbound)),
         })

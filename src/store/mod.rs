@@ -210,6 +210,47 @@ impl Store {
         }
     }
 
+    /// Row counts of the tables that grow with traffic (the soak benchmark watches them stay
+    /// bounded while housekeeping runs).
+    pub async fn table_sizes(&self) -> StoreResult<Vec<(&'static str, i64)>> {
+        use diesel::QueryDsl;
+        use diesel_async::RunQueryDsl;
+        use schema::*;
+        with_conn!(self, |conn| {
+            Ok(vec![
+                ("sessions", sessions::table.count().get_result(conn).await?),
+                (
+                    "authorization_requests",
+                    authorization_requests::table
+                        .count()
+                        .get_result(conn)
+                        .await?,
+                ),
+                ("grants", grants::table.count().get_result(conn).await?),
+                (
+                    "authorization_codes",
+                    authorization_codes::table.count().get_result(conn).await?,
+                ),
+                (
+                    "refresh_tokens",
+                    refresh_tokens::table.count().get_result(conn).await?,
+                ),
+                (
+                    "rate_limits",
+                    rate_limits::table.count().get_result(conn).await?,
+                ),
+                (
+                    "webauthn_ceremonies",
+                    webauthn_ceremonies::table.count().get_result(conn).await?,
+                ),
+                (
+                    "signing_keys",
+                    signing_keys::table.count().get_result(conn).await?,
+                ),
+            ])
+        })
+    }
+
     /// Cheap readiness probe.
     pub async fn ping(&self) -> StoreResult<()> {
         with_conn!(self, |conn| {

@@ -68,3 +68,15 @@ pub async fn find(store: &Store, token_hash: &str) -> StoreResult<Option<Refresh
             .optional()?)
     })
 }
+
+/// Deletes rotated tokens used before `before`: past the reuse-detection window a replay is
+/// answered as an unknown token (`invalid_grant`) instead of revoking the family.
+pub async fn purge_used(store: &Store, before: i64) -> StoreResult<usize> {
+    with_conn!(store, |conn| {
+        Ok(
+            diesel::delete(refresh_tokens::table.filter(refresh_tokens::used_at.lt(before)))
+                .execute(conn)
+                .await?,
+        )
+    })
+}

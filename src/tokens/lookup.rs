@@ -1,4 +1,4 @@
-//! What a presented token is, for revocation and introspection: one of our JWT access tokens
+//! What a presented token is, for revocation and introspection: one of our access tokens
 //! or one of our refresh tokens, with the grant it belongs to.
 
 use crate::app::App;
@@ -39,8 +39,14 @@ pub async fn find(app: &App, token: &str, hint: Option<&str>) -> Result<Option<F
 
 async fn access(app: &App, token: &str) -> Result<Option<Found>, Error> {
     let keys = app.keys.current();
-    let Ok(claims) = access_token::validate(&keys, token, &app.config.issuer, store::now(), 0)
-    else {
+    let Ok(claims) = access_token::validate(
+        &keys,
+        &app.access_token_key,
+        token,
+        &app.config.issuer,
+        store::now(),
+        0,
+    ) else {
         return Ok(None);
     };
     Ok(grants::find(&app.store, &claims.gid)

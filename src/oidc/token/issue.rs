@@ -1,9 +1,12 @@
-//! Builds a token response: a JWT access token, an ID token for `openid` grants, and a
-//! refresh token when one was granted. Both signatures happen in one task on the CPU pool.
+//! Builds a token response: an access token (JWT or opaque, `tokens.access_token_format`),
+//! an ID token for `openid` grants, and a refresh token when one was granted. The signatures
+//! (two with JWT access tokens, one with opaque ones, none for an opaque client-credentials
+//! token) happen in one task on the CPU pool.
 
 use serde_json::{Value, json};
 
 use crate::app::App;
+use crate::config::AccessTokenFormat;
 use crate::error::Error;
 use crate::oidc::scope::Scope;
 use crate::security::{digest, random_secret};
@@ -64,14 +67,20 @@ pub async fn respond(app: &App, issue: Issue<'_>) -> Result<Value, Error> {
         )),
         _ => None,
     };
+    let needs_signature =
+        id_input.is_some() || app.config.tokens.access_token_format == AccessTokenFormat::Jwt;
+    let sealed = match app.config.tokens.access_token_format {
+        AccessTokenFormat::Opaque => Some(access_token::seal(&app.access_token_key, &at_claims)),
+        AccessTokenFormat::Jwt => None,
+    };
     let key = app.keys.current().active.clone();
     let config = app.config.clone();
     let scope = issue.scope.clone();
     let nonce = issue.nonce.map(str::to_owned);
     let grant = issue.grant.clone();
     let client_id = issue.client_id.to_owned();
-    let (access_token, id_token) = crate::cpu::run(move || {
-        let access_token = jws::sign(&key, access_token::TYP, &at_claims);
+    let sign = move || {
+        let access_token = sealed.unwrap_or_else(|| jws::sign(&key, access_token::TYP, &at_claims));
         let id_token = id_input.map(|(user, can_reauthenticate)| {
             let claims = id_token::claims(&id_token::IdTokenInput {
                 issuer: &config.issuer,
@@ -95,8 +104,12 @@ pub async fn respond(app: &App, issue: Issue<'_>) -> Result<Value, Error> {
             jws::sign(&key, "JWT", &claims)
         });
         (access_token, id_token)
-    })
-    .await?;
+    };
+    let (access_token, id_token) = if needs_signature {
+        crate::cpu::run(sign).await?
+    } else {
+        sign()
+    };
     let mut body = json!({
         "access_token": access_token,
         "token_type": "Bearer",

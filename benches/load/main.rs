@@ -41,6 +41,9 @@ use base64::Engine as _;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HeaderValue, LOCATION};
 use serde::Serialize;
 
+mod peer;
+mod soak;
+
 type R<T> = Result<T, String>;
 
 trait Context<T> {
@@ -122,6 +125,8 @@ struct Server {
     pid: u32,
     base: String,
     bin: PathBuf,
+    /// Settings (`TESSERA_*`) this server was started with; a restart reuses them.
+    env: Vec<(&'static str, String)>,
     log_path: PathBuf,
     // Declared last: removed after the child is dead.
     data_dir: tempfile::TempDir,
@@ -138,7 +143,12 @@ impl Drop for Server {
 /// a developer's environment does not change what is measured.
 const PASS_THROUGH: &[&str] = &["TESSERA_DATABASE_URL", "TESSERA_LOG"];
 
-fn tessera_command(bin: &Path, data_dir: &Path, port: u16) -> Command {
+fn tessera_command(
+    bin: &Path,
+    data_dir: &Path,
+    port: u16,
+    env: &[(&'static str, String)],
+) -> Command {
     let mut cmd = Command::new(bin);
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy().into_owned();
@@ -150,6 +160,7 @@ fn tessera_command(bin: &Path, data_dir: &Path, port: u16) -> Command {
         .env("TESSERA_BIND", format!("127.0.0.1:{port}"))
         .env("TESSERA_ISSUER", format!("http://127.0.0.1:{port}"))
         .env("TESSERA_DEMO", "true")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null());
     cmd
 }
@@ -178,7 +189,7 @@ fn tail(path: &Path, bytes: u64) -> String {
     s
 }
 
-async fn start_server(bin: &Path) -> R<Server> {
+async fn start_server(bin: &Path, env: &[(&'static str, String)]) -> R<Server> {
     let mut last_error = String::new();
     // The probed port could be taken before the server binds it: try a few times.
     for _attempt in 0..3 {
@@ -190,7 +201,7 @@ async fn start_server(bin: &Path) -> R<Server> {
         let log_path = data_dir.path().join("server.log");
         let log = std::fs::File::create(&log_path).ctx("creating the server log")?;
         let log2 = log.try_clone().ctx("cloning the log handle")?;
-        let child = tessera_command(bin, data_dir.path(), port)
+        let child = tessera_command(bin, data_dir.path(), port, env)
             .arg("serve")
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2))
@@ -202,6 +213,7 @@ async fn start_server(bin: &Path) -> R<Server> {
             pid,
             base: format!("http://127.0.0.1:{port}"),
             bin: bin.to_owned(),
+            env: env.to_vec(),
             log_path,
             data_dir,
         };
@@ -241,6 +253,50 @@ async fn wait_ready(server: &mut Server) -> R<()> {
     }
 }
 
+impl Server {
+    /// Cold start: stops the server and starts it again on its existing database; returns the
+    /// time from spawning the process to the first 200 from `/healthz`.
+    async fn restart(&mut self) -> R<Duration> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let port = port_of(&self.base);
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log_path)
+            .ctx("opening the server log")?;
+        let log2 = log.try_clone().ctx("cloning the log handle")?;
+        let url = format!("{}/healthz", self.base);
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(2))
+            .build()
+            .ctx("building the probe client")?;
+        let spawned = Instant::now();
+        self.child = tessera_command(&self.bin, self.data_dir.path(), port, &self.env)
+            .arg("serve")
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log2))
+            .spawn()
+            .ctx("restarting the server")?;
+        self.pid = self.child.id();
+        loop {
+            if let Ok(resp) = http.get(&url).send().await
+                && resp.status() == 200
+            {
+                return Ok(spawned.elapsed());
+            }
+            if let Some(status) = self.child.try_wait().ctx("polling the server")? {
+                return Err(format!("the restarted server exited ({status})"));
+            }
+            if spawned.elapsed() > Duration::from_secs(30) {
+                return Err("the restarted server did not answer within 30 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
 fn port_of(base: &str) -> u16 {
     base.rsplit(':')
         .next()
@@ -250,17 +306,22 @@ fn port_of(base: &str) -> u16 {
 
 /// `tessera client create` against the server's database.
 fn create_client(server: &Server) -> R<(String, String)> {
-    let out = tessera_command(&server.bin, server.data_dir.path(), port_of(&server.base))
-        .args([
-            "client",
-            "create",
-            "--name",
-            "load-bench",
-            "--redirect-uri",
-            REDIRECT_URI,
-        ])
-        .output()
-        .ctx("running tessera client create")?;
+    let out = tessera_command(
+        &server.bin,
+        server.data_dir.path(),
+        port_of(&server.base),
+        &server.env,
+    )
+    .args([
+        "client",
+        "create",
+        "--name",
+        "load-bench",
+        "--redirect-uri",
+        REDIRECT_URI,
+    ])
+    .output()
+    .ctx("running tessera client create")?;
     if !out.status.success() {
         return Err(format!(
             "tessera client create failed ({}): {}{}",
@@ -433,6 +494,14 @@ fn plain_client() -> R<reqwest::Client> {
         .ctx("building an HTTP client")
 }
 
+/// How a provider hands out codes to the signed-in bench user.
+enum Flavor {
+    /// Tessera: `GET /authorize` with the session cookie (`tessera_browser=…; tessera_session=…`).
+    Tessera { cookie: HeaderValue },
+    /// node-oidc-provider: its interaction flow, answered by the peer script.
+    Peer,
+}
+
 /// What every worker needs to talk to the server as the bench client and the signed-in user.
 struct Target {
     base: String,
@@ -442,8 +511,7 @@ struct Target {
     /// `GET /authorize` for `scope=openid` and for `scope=openid offline_access`.
     authorize_url: String,
     authorize_offline_url: String,
-    /// `tessera_browser=…; tessera_session=…`.
-    cookie: HeaderValue,
+    flavor: Flavor,
     basic: HeaderValue,
     redirect_uri_enc: String,
 }
@@ -464,9 +532,12 @@ impl Target {
         pid: u32,
         client_id: &str,
         client_secret: &str,
-        cookie: HeaderValue,
+        flavor: Flavor,
     ) -> R<Target> {
         let authorize = |scope: &str| {
+            if matches!(flavor, Flavor::Peer) {
+                return peer::authorize_url(base, scope);
+            }
             format!(
                 "{base}/authorize?response_type=code&client_id={}&redirect_uri={}&scope={}\
                  &state=load&nonce=n-load&code_challenge={PKCE_CHALLENGE}&code_challenge_method=S256",
@@ -487,7 +558,7 @@ impl Target {
             token_url: format!("{base}/token"),
             authorize_url: authorize("openid"),
             authorize_offline_url: authorize("openid offline_access"),
-            cookie,
+            flavor,
             basic: HeaderValue::from_str(&basic).ctx("basic header")?,
             redirect_uri_enc: enc(REDIRECT_URI),
         })
@@ -500,9 +571,13 @@ impl Target {
         } else {
             &self.authorize_url
         };
+        let cookie = match &self.flavor {
+            Flavor::Tessera { cookie } => cookie.clone(),
+            Flavor::Peer => return peer::code(url).await,
+        };
         let resp = http
             .get(url)
-            .header(COOKIE, self.cookie.clone())
+            .header(COOKIE, cookie)
             .send()
             .await
             .ctx("GET /authorize")?;
@@ -673,6 +748,7 @@ enum Job {
     Get(String),
     Exchange(Arc<CodePool>),
     Refresh(String),
+    ClientCredentials,
 }
 
 struct Worker {
@@ -717,6 +793,19 @@ impl Worker {
                     Ok(body) if contains(&body, b"\"id_token\"") => Outcome::Ok,
                     Ok(body) => Outcome::Err(format!(
                         "code exchange without id_token: {}",
+                        snippet(&body)
+                    )),
+                    Err(e) => Outcome::Err(e),
+                }
+            }
+            Job::ClientCredentials => {
+                match target
+                    .token(&self.http, "grant_type=client_credentials".into())
+                    .await
+                {
+                    Ok(body) if contains(&body, b"\"access_token\"") => Outcome::Ok,
+                    Ok(body) => Outcome::Err(format!(
+                        "client credentials without access_token: {}",
                         snippet(&body)
                     )),
                     Err(e) => Outcome::Err(e),
@@ -1185,8 +1274,9 @@ async fn phase_code_exchange(target: &Arc<Target>, s: &Settings, pid: u32) -> R<
     ))
 }
 
-/// Phase 4: each connection rotates its own refresh-token family.
-async fn phase_refresh(target: &Arc<Target>, s: &Settings, pid: u32) -> R<PhaseResult> {
+/// Phase 4: each connection rotates its own refresh-token family. Also returns every
+/// refresh answered with 200 (warm-up included), for the lost-writes check.
+async fn phase_refresh(target: &Arc<Target>, s: &Settings, pid: u32) -> R<(PhaseResult, u64)> {
     let rss = RssSampler::start(pid);
     let shared = PhaseShared::new(s.max_requests_per_phase);
     let mut families = Vec::new();
@@ -1216,31 +1306,166 @@ async fn phase_refresh(target: &Arc<Target>, s: &Settings, pid: u32) -> R<PhaseR
         "{} refresh-token families, one per connection",
         s.concurrency
     )];
+    let ok_all = tally.ok_all;
+    Ok((
+        finish_phase(
+            "token: refresh_token",
+            tally.latencies,
+            measured,
+            &shared,
+            (peak, after),
+            tally.cpu,
+            notes,
+        ),
+        ok_all,
+    ))
+}
+
+/// `grant_type=client_credentials`: no user, no ID token.
+async fn phase_client_credentials(target: &Arc<Target>, s: &Settings, pid: u32) -> R<PhaseResult> {
+    let rss = RssSampler::start(pid);
+    let shared = PhaseShared::new(s.max_requests_per_phase);
+    let workers = (0..s.concurrency)
+        .map(|_| Worker::new(Job::ClientCredentials))
+        .collect::<R<Vec<_>>>()?;
+    let start = Instant::now();
+    let measure_from = start + secs(s.warmup_seconds);
+    let end = measure_from + secs(s.seconds);
+    let (_, tally) = drive(target, workers, measure_from, end, &shared).await?;
+    let measured = window(&shared, measure_from, end);
+    let peak = rss.finish().await;
+    let after = rss_kib(pid, "VmRSS").unwrap_or(0);
     Ok(finish_phase(
-        "token: refresh_token",
+        "token: client_credentials",
         tally.latencies,
         measured,
         &shared,
         (peak, after),
         tally.cpu,
-        notes,
+        Vec::new(),
     ))
 }
 
 // ---------------------------------------------------------------------------------------------
-// Report
+// Side-by-side run
+
+/// Medians over the rounds of one provider's runs of one endpoint.
+#[derive(Debug, Clone, Serialize)]
+struct Stats {
+    runs: usize,
+    requests_per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+    server_cores: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+impl Stats {
+    fn of(runs: &[PhaseResult]) -> Option<Stats> {
+        if runs.is_empty() {
+            return None;
+        }
+        let m = |f: fn(&PhaseResult) -> f64| round(median(runs.iter().map(f).collect()), 2);
+        Some(Stats {
+            runs: runs.len(),
+            requests_per_second: round(
+                median(runs.iter().map(|r| r.requests_per_second).collect()),
+                1,
+            ),
+            p50_ms: m(|r| r.p50_ms),
+            p99_ms: m(|r| r.p99_ms),
+            errors: runs.iter().map(|r| r.errors).sum(),
+            server_cores: m(|r| r.cpu_server_cores),
+        })
+    }
+}
+
+/// One endpoint in the side-by-side table.
+#[derive(Debug, Serialize)]
+struct Row {
+    endpoint: String,
+    /// RSA signatures per response, Tessera / peer.
+    signatures: String,
+    tessera: Option<Stats>,
+    peer: Option<Stats>,
+    /// Tessera's req/s over the peer's.
+    ratio: Option<f64>,
+}
+
+/// Discovery latency while password sign-ins (argon2id) run flat out.
+#[derive(Debug, Serialize)]
+struct Interference {
+    probe_connections: usize,
+    signin_loops: usize,
+    idle: PhaseResult,
+    loaded: PhaseResult,
+    signins_completed: u64,
+    signins_per_second: f64,
+    signin_errors: u64,
+    /// Loaded p99 over idle p99.
+    p99_ratio: f64,
+}
+
+/// The refresh phase at 64 connections on SQLite, with the writes counted.
+#[derive(Debug, Serialize)]
+struct SqliteConcurrency {
+    connections: usize,
+    phase: PhaseResult,
+    refreshes_answered: u64,
+    refresh_rows_before: i64,
+    refresh_rows_after: i64,
+    /// Rows that a 200 promised and the database does not hold (must be 0).
+    lost_writes: i64,
+    locked_errors_in_log: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct Signing {
+    /// One thread of this process, nothing else running.
+    single_thread_signatures_per_second: f64,
+    /// Refresh grant with JWT access tokens: 2 signatures per response.
+    server_signatures_per_second: f64,
+    server_cores: f64,
+    /// server rate / (single-thread rate × server cores).
+    efficiency: f64,
+}
 
 #[derive(Debug, Serialize)]
 struct Report {
     unix_time: u64,
     git_commit: Option<String>,
+    machine: String,
     backend: String,
     cpus: usize,
     settings: Settings,
+    rounds: usize,
     server_binary: String,
+    peer: String,
+    rows: Vec<Row>,
+    interference: Option<Interference>,
+    sqlite_concurrency: Option<SqliteConcurrency>,
+    signing: Signing,
+    cold_start_ms: Vec<f64>,
+    cold_start_median_ms: f64,
     rss_idle_kib: u64,
     rss_high_water_kib: u64,
-    phases: Vec<PhaseResult>,
+    peer_rss_idle_kib: u64,
+    peer_rss_high_water_kib: u64,
+    /// Every run, in the order they ran.
+    phases: Vec<(String, PhaseResult)>,
     /// WARN/ERROR lines the server logged while under load.
     server_log_problems: usize,
     server_log_samples: Vec<String>,
@@ -1250,79 +1475,130 @@ fn mib(kib: u64) -> f64 {
     round(kib as f64 / 1024.0, 1)
 }
 
+fn machine() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    format!("{cpus} × {model}, {}", std::env::consts::ARCH)
+}
+
 fn markdown(r: &Report) -> String {
     let mut md = String::new();
-    let _ = writeln!(md, "# Tessera load test\n");
+    let _ = writeln!(md, "# Tessera vs node-oidc-provider\n");
     let _ = writeln!(
         md,
-        "Backend **{}**, {} connections, {} s per phase after {} s warm-up, {} CPU(s) shared by \
-         server and load generator{}.\n",
+        "{}; Tessera on **{}**; {} connections, {} s per run after {} s warm-up, medians of {} \
+         alternating rounds; server, peer and load generator share the CPUs{}.\n",
+        r.machine,
         r.backend,
         r.settings.concurrency,
         r.settings.seconds,
         r.settings.warmup_seconds,
-        r.cpus,
+        r.rounds,
         r.git_commit
             .as_deref()
-            .map(|c| format!(", commit {c}"))
+            .map(|c| format!("; commit {c}"))
             .unwrap_or_default()
     );
     let _ = writeln!(
         md,
-        "| Phase | Requests | req/s | p50 ms | p99 ms | max ms | Errors | Peak RSS MiB | CPU cores server / load gen / other |"
+        "| Endpoint | RSA signatures (T / peer) | Tessera req/s | p50 ms | p99 ms | {} req/s | p50 ms | p99 ms | Ratio |",
+        r.peer
     );
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for p in &r.phases {
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    let cell = |s: &Option<Stats>| match s {
+        Some(s) => format!(
+            "{:.0} | {:.2} | {:.2}",
+            s.requests_per_second, s.p50_ms, s.p99_ms
+        ),
+        None => "– | – | –".into(),
+    };
+    for row in &r.rows {
         let _ = writeln!(
             md,
-            "| {} | {} | {:.1} | {:.2} | {:.2} | {:.1} | {} | {:.1} | {:.2} / {:.2} / {:.2} |",
-            p.name,
-            p.requests,
-            p.requests_per_second,
-            p.p50_ms,
-            p.p99_ms,
-            p.max_ms,
-            p.errors,
-            mib(p.rss_peak_kib),
-            p.cpu_server_cores,
-            p.cpu_loadgen_cores,
-            p.cpu_other_cores,
-        );
-    }
-    let busy = r
-        .phases
-        .iter()
-        .map(|p| p.cpu_other_cores)
-        .fold(0.0, f64::max);
-    if r.backend == "postgres" {
-        let _ = writeln!(
-            md,
-            "\n\"Other\" CPU includes the PostgreSQL server (when it runs on this host)."
-        );
-    } else if busy > 0.25 {
-        let _ = writeln!(
-            md,
-            "\n**Other processes used up to {busy:.2} cores during measurement: figures are disturbed.**"
+            "| {} | {} | {} | {} | {} |",
+            row.endpoint,
+            row.signatures,
+            cell(&row.tessera),
+            cell(&row.peer),
+            row.ratio.map(|x| format!("{x:.2}×")).unwrap_or("–".into())
         );
     }
     let _ = writeln!(
         md,
-        "\nServer RSS: {:.1} MiB idle before load, {:.1} MiB high-water mark (VmHWM) at the end.",
+        "\nRSS: Tessera {:.1} MiB idle, {:.1} MiB high-water mark; {} {:.1} MiB idle, {:.1} MiB high-water mark.",
         mib(r.rss_idle_kib),
-        mib(r.rss_high_water_kib)
+        mib(r.rss_high_water_kib),
+        r.peer,
+        mib(r.peer_rss_idle_kib),
+        mib(r.peer_rss_high_water_kib),
     );
-    for p in &r.phases {
-        for n in &p.notes {
-            let _ = writeln!(md, "\n- {}: {n}", p.name);
-        }
+    let _ = writeln!(
+        md,
+        "\nCold start on an existing database (spawn → first `/healthz` 200): median {:.0} ms of {:?}.",
+        r.cold_start_median_ms, r.cold_start_ms
+    );
+    let g = &r.signing;
+    let _ = writeln!(
+        md,
+        "\nRSA signing: one thread signs {:.0}/s; under the refresh grant with JWT access tokens the \
+         server signed {:.0}/s on {:.2} cores: {:.0} % of single-thread rate × cores.",
+        g.single_thread_signatures_per_second,
+        g.server_signatures_per_second,
+        g.server_cores,
+        g.efficiency * 100.0
+    );
+    if let Some(i) = &r.interference {
+        let _ = writeln!(
+            md,
+            "\nPassword sign-ins vs discovery ({} probe connections): idle p50 {:.2} ms / p99 {:.2} ms; \
+             with {} argon2id sign-in loops ({:.1} sign-ins/s, {} errors) p50 {:.2} ms / p99 {:.2} ms: p99 ratio {:.2}.",
+            i.probe_connections,
+            i.idle.p50_ms,
+            i.idle.p99_ms,
+            i.signin_loops,
+            i.signins_per_second,
+            i.signin_errors,
+            i.loaded.p50_ms,
+            i.loaded.p99_ms,
+            i.p99_ratio
+        );
+    }
+    if let Some(c) = &r.sqlite_concurrency {
+        let _ = writeln!(
+            md,
+            "\nSQLite, {} connections on the refresh grant: {:.0} req/s, p99 {:.2} ms, {} errors; \
+             {} refreshes answered, refresh-token rows {} → {}: {} lost writes; `database is locked` \
+             in the log: {}.",
+            c.connections,
+            c.phase.requests_per_second,
+            c.phase.p99_ms,
+            c.phase.errors,
+            c.refreshes_answered,
+            c.refresh_rows_before,
+            c.refresh_rows_after,
+            c.lost_writes,
+            c.locked_errors_in_log
+        );
+    }
+    for (who, p) in &r.phases {
         for e in &p.error_samples {
-            let _ = writeln!(md, "\n- {} error: `{e}`", p.name);
+            let _ = writeln!(md, "\n- {who} {} error: `{e}`", p.name);
         }
     }
     if r.server_log_problems > 0 {
         let _ = writeln!(
             md,
-            "\nServer logged {} WARN/ERROR line(s) under load, e.g.:\n",
+            "\nTessera logged {} WARN/ERROR line(s) under load, e.g.:\n",
             r.server_log_problems
         );
         for l in &r.server_log_samples {
@@ -1377,7 +1653,195 @@ fn log_problems(path: &Path, from: u64) -> (usize, Vec<String>) {
     (lines.len(), lines.into_iter().take(5).collect())
 }
 
-// ---------------------------------------------------------------------------------------------
+/// `target/` of this build: the server binary lives in `target/<profile>/`.
+fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_tessera"))
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_owned)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+/// RS256 signatures per second on one thread of this process (the ceiling per core).
+fn single_thread_signing_rate() -> R<f64> {
+    let key = tessera::tokens::keys::SigningKey::generate()?;
+    let claims = serde_json::json!({
+        "iss": "https://id.example.com", "sub": "usr_8Qm2x1cZpA0tY7wB", "aud": "app_3c9dJq",
+        "exp": 1_700_003_700, "iat": 1_700_000_100, "auth_time": 1_700_000_000,
+        "nonce": "n-0S6_WzA2Mj", "amr": ["pwd"], "acr": "1", "azp": "app_3c9dJq",
+        "sid": "sid_1f8a", "at_hash": "77QmUPtjPfzWtF2AnpK9RQ", "can_reauthenticate": true,
+    });
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < Duration::from_secs(2) {
+        std::hint::black_box(tessera::tokens::jws::sign(&key, "JWT", &claims));
+        n += 1;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Runs `f` on `tessera_first` and `peer` alternately (the order flips each round, so that
+/// neither always runs on a warmer or cooler machine).
+async fn both<F, Fut>(
+    round: usize,
+    tessera: &Arc<Target>,
+    peer: &Arc<Target>,
+    mut f: F,
+) -> R<(PhaseResult, PhaseResult)>
+where
+    F: FnMut(Arc<Target>) -> Fut,
+    Fut: std::future::Future<Output = R<PhaseResult>>,
+{
+    if round % 2 == 0 {
+        let t = f(tessera.clone()).await?;
+        settle().await;
+        let p = f(peer.clone()).await?;
+        settle().await;
+        Ok((t, p))
+    } else {
+        let p = f(peer.clone()).await?;
+        settle().await;
+        let t = f(tessera.clone()).await?;
+        settle().await;
+        Ok((t, p))
+    }
+}
+
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
+fn announce(who: &str, r: &PhaseResult) {
+    eprintln!(
+        "  {who:<26} {:<28} {:>8.1} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  {} errors",
+        r.name, r.requests_per_second, r.p50_ms, r.p99_ms, r.errors
+    );
+    for e in &r.error_samples {
+        eprintln!("    error: {e}");
+    }
+}
+
+async fn tessera_target(server: &Server) -> R<(Arc<Target>, String)> {
+    let (client_id, client_secret) = create_client(server)?;
+    let cookie = sign_in(&server.base, &client_id).await?;
+    let target = Arc::new(Target::new(
+        &server.base,
+        server.pid,
+        &client_id,
+        &client_secret,
+        Flavor::Tessera { cookie },
+    )?);
+    // One full round trip before measuring anything.
+    target
+        .new_family(&plain_client()?)
+        .await
+        .ctx("sanity check of the code flow")?;
+    Ok((target, client_id))
+}
+
+/// 8 loops of full password sign-ins (each one argon2id verification) while 4 connections
+/// fetch discovery; compared with the same probe on an idle server.
+async fn phase_interference(
+    target: &Arc<Target>,
+    client_id: &str,
+    s: &Settings,
+) -> R<Interference> {
+    const PROBES: usize = 4;
+    const LOOPS: usize = 8;
+    let probe = Settings {
+        concurrency: PROBES,
+        ..s.clone()
+    };
+    let path = "/.well-known/openid-configuration";
+    let idle = phase_get("GET discovery (idle)", path, target, &probe, target.pid).await?;
+    settle().await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut loops = Vec::new();
+    for _ in 0..LOOPS {
+        let (stop, done, failed) = (stop.clone(), done.clone(), failed.clone());
+        let (base, client_id) = (target.base.clone(), client_id.to_owned());
+        loops.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match sign_in(&base, &client_id).await {
+                    Ok(_) => done.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    // Let the sign-ins reach full flow before the probe's warm-up starts.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let loaded = phase_get(
+        "GET discovery (8 sign-ins)",
+        path,
+        target,
+        &probe,
+        target.pid,
+    )
+    .await?;
+    stop.store(true, Ordering::Relaxed);
+    for l in loops {
+        let _ = l.await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let signins = done.load(Ordering::Relaxed);
+    Ok(Interference {
+        probe_connections: PROBES,
+        signin_loops: LOOPS,
+        p99_ratio: round(loaded.p99_ms / idle.p99_ms.max(0.001), 2),
+        idle,
+        loaded,
+        signins_completed: signins,
+        signins_per_second: round(signins as f64 / elapsed, 1),
+        signin_errors: failed.load(Ordering::Relaxed),
+    })
+}
+
+async fn refresh_rows(db: &Path) -> R<i64> {
+    let store = tessera::store::Store::connect(&format!("sqlite://{}", db.display()), 1).await?;
+    let sizes = store.table_sizes().await.map_err(|e| e.to_string())?;
+    Ok(sizes
+        .iter()
+        .find(|(t, _)| *t == "refresh_tokens")
+        .map(|(_, n)| *n)
+        .unwrap_or(0))
+}
+
+/// 64 connections rotating refresh tokens on SQLite: every 200 must be a row in the database
+/// (one new token per refresh, one per family's first code exchange).
+async fn phase_sqlite_concurrency(
+    server: &Server,
+    target: &Arc<Target>,
+    s: &Settings,
+) -> R<SqliteConcurrency> {
+    const CONNECTIONS: usize = 64;
+    let db = server.data_dir.path().join("tessera.db");
+    let log_from = std::fs::metadata(&server.log_path)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let before = refresh_rows(&db).await?;
+    let wide = Settings {
+        concurrency: CONNECTIONS,
+        ..s.clone()
+    };
+    let (phase, answered) = phase_refresh(target, &wide, server.pid).await?;
+    let after = refresh_rows(&db).await?;
+    let log = std::fs::read(&server.log_path).unwrap_or_default();
+    let log = String::from_utf8_lossy(&log[(log_from as usize).min(log.len())..]).into_owned();
+    let families = CONNECTIONS as u64 + phase.errors;
+    Ok(SqliteConcurrency {
+        connections: CONNECTIONS,
+        lost_writes: (before + (answered + families) as i64 - after).max(0),
+        refreshes_answered: answered,
+        refresh_rows_before: before,
+        refresh_rows_after: after,
+        locked_errors_in_log: log.matches("database is locked").count(),
+        phase,
+    })
+}
 
 async fn run(s: Settings) -> R<Report> {
     // Read now, close to the build: others may commit while the phases run.
@@ -1390,109 +1854,278 @@ async fn run(s: Settings) -> R<Report> {
         Ok(u) if u.starts_with("postgres") => "postgres",
         _ => "sqlite",
     };
-    eprintln!("load: starting {} ({backend})", bin.display());
-    let server = start_server(&bin).await?;
-    eprintln!("load: server pid {} at {}", server.pid, server.base);
-    let (client_id, client_secret) = create_client(&server)?;
-    let cookie = sign_in(&server.base, &client_id).await?;
-    let target = Arc::new(Target::new(
-        &server.base,
-        server.pid,
-        &client_id,
-        &client_secret,
-        cookie,
+    let signing_rate = tokio::task::spawn_blocking(single_thread_signing_rate)
+        .await
+        .ctx("signing-rate task")??;
+    eprintln!("load: one thread signs {signing_rate:.0} RS256/s");
+
+    eprintln!(
+        "load: starting {} ({backend}) twice: opaque and JWT access tokens",
+        bin.display()
+    );
+    let opaque = start_server(
+        &bin,
+        &[("TESSERA_ACCESS_TOKEN_FORMAT", "opaque".to_owned())],
+    )
+    .await?;
+    let jwt = start_server(&bin, &[("TESSERA_ACCESS_TOKEN_FORMAT", "jwt".to_owned())]).await?;
+    let peer_server = peer::start().await?;
+    eprintln!(
+        "load: Tessera (opaque) pid {} at {}, Tessera (JWT) pid {} at {}, node-oidc-provider pid {} at {}",
+        opaque.pid, opaque.base, jwt.pid, jwt.base, peer_server.pid, peer_server.base
+    );
+    let (t_opaque, opaque_client) = tessera_target(&opaque).await?;
+    let (t_jwt, _) = tessera_target(&jwt).await?;
+    let t_peer = Arc::new(Target::new(
+        &peer_server.base,
+        peer_server.pid,
+        peer::CLIENT_ID,
+        peer::CLIENT_SECRET,
+        Flavor::Peer,
     )?);
-    // One full round trip before measuring anything.
-    target
+    t_peer
         .new_family(&plain_client()?)
         .await
-        .ctx("sanity check of the code flow")?;
+        .ctx("sanity check of the peer's code flow")?;
 
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_idle = rss_kib(server.pid, "VmRSS").unwrap_or(0);
-    let log_from = std::fs::metadata(&server.log_path)
+    let rss_idle = rss_kib(opaque.pid, "VmRSS").unwrap_or(0);
+    let peer_rss_idle = rss_kib(peer_server.pid, "VmRSS").unwrap_or(0);
+    let log_from = std::fs::metadata(&opaque.log_path)
         .map(|m| m.len())
         .unwrap_or(0);
 
-    let mut phases = Vec::new();
-    let phase_list: [&str; 4] = ["discovery", "jwks", "code", "refresh"];
-    for which in phase_list {
-        eprintln!("load: phase {which}");
-        let result = match which {
-            "discovery" => {
+    let rounds: usize = env_num("LOAD_ROUNDS", 3)?;
+    let mut runs: Vec<(String, PhaseResult)> = Vec::new();
+    let mut keyed: std::collections::BTreeMap<(&str, &str), Vec<PhaseResult>> = Default::default();
+    let mut record = |endpoint: &'static str, who: &'static str, r: PhaseResult| {
+        announce(&format!("{who}"), &r);
+        runs.push((who.to_owned(), r.clone()));
+        keyed.entry((endpoint, who)).or_default().push(r);
+    };
+    const T: &str = "tessera";
+    const P: &str = "peer";
+    const TJ: &str = "tessera (JWT access tokens)";
+    for round in 0..rounds {
+        eprintln!("load: round {} of {rounds}", round + 1);
+        let s2 = s.clone();
+        let (t, p) = both(round, &t_opaque, &t_peer, |target| {
+            let s = s2.clone();
+            async move {
+                let pid = target.pid;
                 phase_get(
                     "GET discovery",
                     "/.well-known/openid-configuration",
                     &target,
                     &s,
-                    server.pid,
+                    pid,
                 )
-                .await?
+                .await
             }
-            "jwks" => phase_get("GET jwks", "/jwks", &target, &s, server.pid).await?,
-            "code" => phase_code_exchange(&target, &s, server.pid).await?,
-            _ => phase_refresh(&target, &s, server.pid).await?,
-        };
-        eprintln!(
-            "  {:.1} req/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
-            result.requests_per_second, result.p50_ms, result.p99_ms, result.errors
-        );
-        for e in &result.error_samples {
-            eprintln!("  error: {e}");
-        }
-        phases.push(result);
-        // Let the server settle between phases.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        })
+        .await?;
+        record("discovery", T, t);
+        record("discovery", P, p);
+        let s2 = s.clone();
+        let (t, p) = both(round, &t_opaque, &t_peer, |target| {
+            let s = s2.clone();
+            async move {
+                let pid = target.pid;
+                phase_get("GET jwks", "/jwks", &target, &s, pid).await
+            }
+        })
+        .await?;
+        record("jwks", T, t);
+        record("jwks", P, p);
+        let s2 = s.clone();
+        let (t, p) = both(round, &t_opaque, &t_peer, |target| {
+            let s = s2.clone();
+            async move {
+                let pid = target.pid;
+                phase_refresh(&target, &s, pid).await.map(|(r, _)| r)
+            }
+        })
+        .await?;
+        record("refresh", T, t);
+        record("refresh", P, p);
+        let s2 = s.clone();
+        let (t, p) = both(round, &t_opaque, &t_peer, |target| {
+            let s = s2.clone();
+            async move {
+                let pid = target.pid;
+                phase_client_credentials(&target, &s, pid).await
+            }
+        })
+        .await?;
+        record("client_credentials", T, t);
+        record("client_credentials", P, p);
+        let r = phase_code_exchange(&t_opaque, &s, t_opaque.pid).await?;
+        record("code", T, r);
+        settle().await;
+        let (r, _) = phase_refresh(&t_jwt, &s, t_jwt.pid).await?;
+        record("refresh_jwt", TJ, r);
+        settle().await;
+        let r = phase_code_exchange(&t_jwt, &s, t_jwt.pid).await?;
+        record("code_jwt", TJ, r);
+        settle().await;
     }
+    drop(record);
 
-    let mut server = server;
-    if let Ok(Some(status)) = server.child.try_wait() {
+    eprintln!("load: password sign-ins against discovery");
+    let interference = phase_interference(&t_opaque, &opaque_client, &s).await?;
+    eprintln!(
+        "  discovery p99 idle {:.2} ms, with sign-ins {:.2} ms ({:.1} sign-ins/s)",
+        interference.idle.p99_ms, interference.loaded.p99_ms, interference.signins_per_second
+    );
+    let sqlite_concurrency = if backend == "sqlite" {
+        eprintln!("load: SQLite at 64 connections");
+        let c = phase_sqlite_concurrency(&opaque, &t_opaque, &s).await?;
+        eprintln!(
+            "  {:.0} req/s, {} errors, {} lost writes, {} locked errors",
+            c.phase.requests_per_second, c.phase.errors, c.lost_writes, c.locked_errors_in_log
+        );
+        Some(c)
+    } else {
+        None
+    };
+
+    let mut opaque = opaque;
+    if let Ok(Some(status)) = opaque.child.try_wait() {
         return Err(format!(
             "the server exited during the run ({status}); log:\n{}",
-            tail(&server.log_path, 4000)
+            tail(&opaque.log_path, 4000)
         ));
     }
-    let rss_high_water = rss_kib(server.pid, "VmHWM").unwrap_or(0);
-    let (problems, samples) = log_problems(&server.log_path, log_from);
-    drop(server);
+    let rss_high_water = rss_kib(opaque.pid, "VmHWM").unwrap_or(0);
+    let peer_rss_high_water = rss_kib(peer_server.pid, "VmHWM").unwrap_or(0);
+    let (problems, samples) = log_problems(&opaque.log_path, log_from);
+    drop(peer_server);
+
+    eprintln!("load: cold starts");
+    let mut jwt = jwt;
+    let mut cold_start_ms = Vec::new();
+    for _ in 0..5 {
+        cold_start_ms.push(round(jwt.restart().await?.as_secs_f64() * 1000.0, 1));
+    }
+    drop(jwt);
+    drop(opaque);
+
+    let stats = |endpoint: &str, who: &str| keyed.get(&(endpoint, who)).and_then(|r| Stats::of(r));
+    let row = |name: &str, sigs: &str, endpoint: &str, who: &str, with_peer: bool| {
+        let tessera = stats(endpoint, who);
+        let peer = if with_peer { stats(endpoint, P) } else { None };
+        let ratio = match (&tessera, &peer) {
+            (Some(t), Some(p)) if p.requests_per_second > 0.0 => {
+                Some(round(t.requests_per_second / p.requests_per_second, 2))
+            }
+            _ => None,
+        };
+        Row {
+            endpoint: name.to_owned(),
+            signatures: sigs.to_owned(),
+            tessera,
+            peer,
+            ratio,
+        }
+    };
+    let rows = vec![
+        row("GET discovery", "0 / 0", "discovery", T, true),
+        row("GET jwks", "0 / 0", "jwks", T, true),
+        row(
+            "refresh_token grant (ID token, opaque access token)",
+            "1 / 1",
+            "refresh",
+            T,
+            true,
+        ),
+        row(
+            "client_credentials grant (opaque access token)",
+            "0 / 0",
+            "client_credentials",
+            T,
+            true,
+        ),
+        row(
+            "authorization_code grant (opaque access token)",
+            "1 / –",
+            "code",
+            T,
+            false,
+        ),
+        row(
+            "refresh_token grant, JWT access tokens",
+            "2 / –",
+            "refresh_jwt",
+            TJ,
+            false,
+        ),
+        row(
+            "authorization_code grant, JWT access tokens",
+            "2 / –",
+            "code_jwt",
+            TJ,
+            false,
+        ),
+    ];
+    let refresh_jwt = stats("refresh_jwt", TJ);
+    let signing = match refresh_jwt {
+        Some(r) => Signing {
+            single_thread_signatures_per_second: round(signing_rate, 0),
+            server_signatures_per_second: round(r.requests_per_second * 2.0, 0),
+            server_cores: r.server_cores,
+            efficiency: round(
+                r.requests_per_second * 2.0 / (signing_rate * r.server_cores.max(0.01)),
+                3,
+            ),
+        },
+        None => Signing {
+            single_thread_signatures_per_second: round(signing_rate, 0),
+            server_signatures_per_second: 0.0,
+            server_cores: 0.0,
+            efficiency: 0.0,
+        },
+    };
     Ok(Report {
         unix_time: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
         git_commit,
+        machine: machine(),
         backend: backend.to_owned(),
         cpus: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
         settings: s,
+        rounds,
         server_binary: bin.display().to_string(),
+        peer: "node-oidc-provider 9.13.3".into(),
+        rows,
+        interference: Some(interference),
+        sqlite_concurrency,
+        signing,
+        cold_start_median_ms: round(median(cold_start_ms.clone()), 1),
+        cold_start_ms,
         rss_idle_kib: rss_idle,
         rss_high_water_kib: rss_high_water,
-        phases,
+        peer_rss_idle_kib: peer_rss_idle,
+        peer_rss_high_water_kib: peer_rss_high_water,
+        phases: runs,
         server_log_problems: problems,
         server_log_samples: samples,
     })
 }
 
-/// `target/` of this build: the server binary lives in `target/<profile>/`.
-fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_tessera"))
-        .parent()
-        .and_then(Path::parent)
-        .map(Path::to_owned)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
-
-fn write_report(report: &Report) -> R<(PathBuf, PathBuf, String)> {
+fn write_report(name: &str, json: String, md: &str) -> R<(PathBuf, PathBuf)> {
     let dir = target_dir().join("bench");
     std::fs::create_dir_all(&dir).ctx(&format!("creating {}", dir.display()))?;
-    let md = markdown(report);
-    let json = serde_json::to_string_pretty(report).ctx("serialising the report")?;
-    let (json_path, md_path) = (dir.join("load.json"), dir.join("load.md"));
+    let (json_path, md_path) = (
+        dir.join(format!("{name}.json")),
+        dir.join(format!("{name}.md")),
+    );
     std::fs::write(&json_path, json + "\n").ctx(&format!("writing {}", json_path.display()))?;
-    std::fs::write(&md_path, &md).ctx(&format!("writing {}", md_path.display()))?;
-    Ok((json_path, md_path, md))
+    std::fs::write(&md_path, md).ctx(&format!("writing {}", md_path.display()))?;
+    Ok((json_path, md_path))
 }
 
 fn main() {
@@ -1503,37 +2136,56 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let soak = std::env::var("LOAD_MODE").is_ok_and(|m| m == "soak");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
     let outcome = runtime.block_on(async {
+        let work = async {
+            if soak {
+                let report = soak::run(settings).await?;
+                let md = soak::markdown(&report);
+                let json = serde_json::to_string_pretty(&report).ctx("serialising the report")?;
+                Ok::<_, String>((md, json, "soak", report.errors))
+            } else {
+                let report = run(settings).await?;
+                let md = markdown(&report);
+                let json = serde_json::to_string_pretty(&report).ctx("serialising the report")?;
+                let errors = report
+                    .rows
+                    .iter()
+                    .flat_map(|r| [&r.tessera, &r.peer])
+                    .flatten()
+                    .map(|s| s.errors)
+                    .sum::<u64>();
+                Ok((md, json, "load", errors))
+            }
+        };
         tokio::select! {
-            r = run(settings) => r,
+            r = work => r,
             _ = tokio::signal::ctrl_c() => Err("interrupted".to_owned()),
         }
     });
-    // The server is dead by now (dropped with the run future); stop stray tasks too.
+    // The servers are dead by now (dropped with the run future); stop stray tasks too.
     runtime.shutdown_timeout(Duration::from_secs(1));
-    let report = match outcome {
+    let (md, json, name, errors) = match outcome {
         Ok(r) => r,
         Err(e) => {
             eprintln!("load: FAILED: {e}");
             std::process::exit(1);
         }
     };
-    match write_report(&report) {
-        Ok((json, md_path, md)) => {
-            println!("{md}");
-            eprintln!("load: wrote {} and {}", json.display(), md_path.display());
+    println!("{md}");
+    match write_report(name, json, &md) {
+        Ok((json, md_path)) => {
+            eprintln!("load: wrote {} and {}", json.display(), md_path.display())
         }
         Err(e) => {
-            println!("{}", markdown(&report));
             eprintln!("load: {e}");
             std::process::exit(1);
         }
     }
-    let errors: u64 = report.phases.iter().map(|p| p.errors).sum();
     if errors > 0 {
         eprintln!("load: {errors} error(s) in total");
         std::process::exit(1);
