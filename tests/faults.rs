@@ -262,7 +262,7 @@ async fn postgres_restart_under_load_fails_fast_and_recovers_with_nothing_lost()
             while !stop.load(Ordering::Relaxed) {
                 turn += 1;
                 let started = Instant::now();
-                let response = if turn % 2 == 0 {
+                let response = if turn.is_multiple_of(2) {
                     http.get(format!("{base}/userinfo"))
                         .bearer_auth(&access_token)
                         .send()
@@ -286,7 +286,7 @@ async fn postgres_restart_under_load_fails_fast_and_recovers_with_nothing_lost()
                     Err(_) => (0, String::new()),
                 };
                 let latency = started.elapsed();
-                if status == 200 && turn % 2 == 1 {
+                if status == 200 && !turn.is_multiple_of(2) {
                     let tokens: serde_json::Value = serde_json::from_str(&body).unwrap();
                     refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
                     access_token = tokens["access_token"].as_str().unwrap().to_owned();
@@ -336,7 +336,7 @@ async fn postgres_restart_under_load_fails_fast_and_recovers_with_nothing_lost()
         w.await.unwrap();
     }
 
-    let outcomes = outcomes.lock().unwrap();
+    let outcomes = std::mem::take(&mut *outcomes.lock().unwrap());
     let during: Vec<_> = outcomes
         .requests
         .iter()

@@ -299,3 +299,41 @@ pub fn encode_list(items: &[String]) -> String {
 pub fn decode_list(text: &str) -> StoreResult<Vec<String>> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("list column: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::StoreError;
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    fn database_error(kind: DatabaseErrorKind, message: &str) -> StoreError {
+        StoreError::Query(Error::DatabaseError(kind, Box::new(message.to_owned())))
+    }
+
+    #[test]
+    fn a_lost_or_busy_database_is_temporary_and_other_errors_are_not() {
+        for temporary in [
+            database_error(
+                DatabaseErrorKind::Unknown,
+                "terminating connection due to administrator command",
+            ),
+            database_error(
+                DatabaseErrorKind::Unknown,
+                "the database system is starting up",
+            ),
+            database_error(DatabaseErrorKind::Unknown, "database is locked"),
+            database_error(DatabaseErrorKind::UnableToSendCommand, "connection closed"),
+            database_error(DatabaseErrorKind::ClosedConnection, "closed"),
+            StoreError::Unavailable("pool timed out".into()),
+        ] {
+            assert!(temporary.is_connection_loss(), "{temporary}");
+        }
+        for permanent in [
+            database_error(DatabaseErrorKind::UniqueViolation, "duplicate key"),
+            database_error(DatabaseErrorKind::Unknown, "syntax error at or near"),
+            StoreError::Query(Error::NotFound),
+            StoreError::Corrupt("list column".into()),
+        ] {
+            assert!(!permanent.is_connection_loss(), "{permanent}");
+        }
+    }
+}
