@@ -133,4 +133,39 @@ async fn a_flow_moves_the_counters_with_route_templates_and_outcomes() {
     assert_eq!(after["tessera_db_pool_connections{state=\"max\"}"], 8.0);
     assert!(after["tessera_db_pool_connections{state=\"open\"}"] >= 1.0);
     assert_eq!(after["tessera_up"], 1.0);
+
+    // Passkeys need a hostname issuer: a second server, same process-wide counters.
+    let pk_server = common::passkey::server().await;
+    let (pk_client, _) = pk_server.client(false, REDIRECT).await;
+    pk_server.user("pk-metrics@example.com").await;
+    let mut soft = webauthn_authenticator_rs::softpasskey::SoftPasskey::new(true);
+    let browser = Browser::new(&pk_server.issuer());
+    let (page, _) = common::passkey::sign_in_page(&pk_server, &browser, &pk_client, &[]).await;
+    let Landing::Page(200, offer) = browser
+        .submit_login(&page, "pk-metrics@example.com", common::PASSWORD)
+        .await
+    else {
+        panic!("the passkey offer follows a password sign-in")
+    };
+    let origin = common::passkey::origin(&pk_server);
+    common::passkey::register(&browser, &offer, &mut soft, origin.clone(), "Key").await;
+    let (_, before) = scrape(&pk_server).await;
+    let fresh = Browser::new(&pk_server.issuer());
+    let (page, _) = common::passkey::sign_in_page(&pk_server, &fresh, &pk_client, &[]).await;
+    let (status, finished, replay) = common::passkey::passkey_sign_in(
+        &fresh,
+        &page,
+        "pk-metrics@example.com",
+        &mut soft,
+        origin,
+    )
+    .await;
+    assert_eq!(status, 200, "{finished}");
+    let (status, _) = common::passkey::post_json(&fresh, "/login/passkey/finish", replay).await;
+    assert_eq!(status, 400, "a replayed ceremony is refused");
+    let (text, after) = scrape(&pk_server).await;
+    for (outcome, n) in [("success", 1.0), ("failure", 1.0)] {
+        let series = format!("tessera_sign_ins_total{{method=\"passkey\",outcome=\"{outcome}\"}}");
+        assert_eq!(delta(&before, &after, &series), n, "{series} in\n{text}");
+    }
 }
