@@ -149,12 +149,15 @@ pub fn router(app: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(crate::ops::panic_response))
+        .layer(axum::middleware::from_fn(crate::http::request_id::observe))
         .with_state(app)
 }
 
 /// A server that is running; dropping the handle does not stop it, [`Running::shutdown`] does.
 pub struct Running {
     pub addr: SocketAddr,
+    /// The `/metrics` listener's address, when enabled.
+    pub metrics_addr: Option<SocketAddr>,
     pub app: AppState,
     shutdown: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -175,8 +178,34 @@ impl Running {
 /// Starts serving on `listener` with background jobs; used by `tessera serve` and the tests.
 pub async fn start(config: Config, listener: TcpListener) -> Result<Running, String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    // Bound before the database work so a taken port fails start-up at once.
+    let metrics_listener = match config.metrics_addr() {
+        Some(at) => Some(TcpListener::bind(at).await.map_err(|e| {
+            format!("cannot listen for metrics on {at}: {e} (set TESSERA_METRICS_BIND, or off)")
+        })?),
+        None => None,
+    };
     let app = build(config).await?;
     let (shutdown, mut watch) = tokio::sync::watch::channel(false);
+    let metrics_addr = match metrics_listener {
+        Some(listener) => {
+            let at = listener.local_addr().map_err(|e| e.to_string())?;
+            let mut stop = shutdown.subscribe();
+            let service = crate::metrics::router(app.clone());
+            tokio::spawn(async move {
+                let served = axum::serve(listener, service)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|stop| *stop).await;
+                    })
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "metrics listener failed");
+                }
+            });
+            Some(at)
+        }
+        None => None,
+    };
     spawn_background_jobs(app.clone(), shutdown.subscribe());
     let service = router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
@@ -188,6 +217,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Str
     });
     Ok(Running {
         addr,
+        metrics_addr,
         app,
         shutdown,
         task,

@@ -15,6 +15,9 @@ pub struct Config {
     pub issuer: String,
     /// Address the HTTP server listens on.
     pub bind: SocketAddr,
+    /// Address of the Prometheus `/metrics` listener, kept apart from `bind` so metrics are
+    /// never public; `off` disables it. Port 0 picks a free port (tests).
+    pub metrics_bind: String,
     /// Folder for the SQLite database and other local state.
     pub data_dir: PathBuf,
     /// `sqlite://PATH` (default: `DATA_DIR/tessera.db`) or `postgres://…`.
@@ -90,6 +93,7 @@ impl Default for Config {
         Config {
             issuer: "http://localhost:8080".into(),
             bind: "127.0.0.1:8080".parse().expect("static address"),
+            metrics_bind: "127.0.0.1:9464".into(),
             data_dir: PathBuf::from("tessera-data"),
             database_url: None,
             database_max_connections: 16,
@@ -176,6 +180,9 @@ impl Config {
             self.bind = v
                 .parse()
                 .map_err(|_| format!("TESSERA_BIND: not an address: {v}"))?;
+        }
+        if let Some(v) = get("TESSERA_METRICS_BIND") {
+            self.metrics_bind = v;
         }
         if let Some(v) = get("TESSERA_DATA_DIR") {
             self.data_dir = PathBuf::from(v);
@@ -280,7 +287,26 @@ impl Config {
                 self.log_format
             ));
         }
+        if !self.metrics_disabled() && self.metrics_bind.parse::<SocketAddr>().is_err() {
+            return Err(format!(
+                "metrics_bind must be an address such as 127.0.0.1:9464, or off; not {}",
+                self.metrics_bind
+            ));
+        }
         Ok(())
+    }
+
+    fn metrics_disabled(&self) -> bool {
+        matches!(self.metrics_bind.trim(), "" | "off" | "none" | "false")
+    }
+
+    /// Where `/metrics` is served; `None` when disabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        if self.metrics_disabled() {
+            None
+        } else {
+            self.metrics_bind.parse().ok()
+        }
     }
 
     pub fn database_url(&self) -> String {
@@ -353,6 +379,14 @@ mod tests {
         assert_eq!(c.issuer, "https://id.example.com");
         assert!(c.is_https());
         assert!(with_env(&[("TESSERA_MASTER_KEY", "short")]).is_err());
+        assert_eq!(c.metrics_addr(), Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(
+            with_env(&[("TESSERA_METRICS_BIND", "off")])
+                .unwrap()
+                .metrics_addr(),
+            None
+        );
+        assert!(with_env(&[("TESSERA_METRICS_BIND", "nowhere")]).is_err());
     }
 
     #[test]

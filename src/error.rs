@@ -186,10 +186,7 @@ impl From<StoreError> for Error {
         match e {
             StoreError::Unavailable(d) => Error::Unavailable(d),
             // Connection loss surfaces as a query error from an already pooled connection.
-            StoreError::Query(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::ClosedConnection,
-                info,
-            )) => Error::Unavailable(info.message().to_owned()),
+            other if other.is_connection_loss() => Error::Unavailable(other.to_string()),
             other => Error::Internal(other.to_string()),
         }
     }

@@ -12,6 +12,7 @@ pub mod cpu;
 pub mod demo;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod oidc;
 pub mod ops;
 pub mod security;
@@ -24,8 +25,12 @@ pub mod ui;
 pub fn init_logging(config: &config::Config) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour codes only for a person at a terminal: journald, files and log shippers get
+    // plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_target(false);
     let _ = if config.log_format == "json" {
         builder.json().try_init()

@@ -52,6 +52,9 @@ async fn serve(config: Config) -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    if let Some(at) = running.metrics_addr {
+        tracing::info!(addr = %at, "metrics at /metrics");
+    }
     tracing::info!(issuer = %issuer, addr = %running.addr, backend = running.app.store.backend_name(), "Tessera is serving");
     if demo {
         println!("\n  Tessera is running at {issuer}");

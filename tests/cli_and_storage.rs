@@ -299,6 +299,7 @@ async fn sigterm_drains_and_exits_cleanly() {
         .env("TESSERA_DATA_DIR", dir.path())
         .env("TESSERA_BIND", format!("127.0.0.1:{port}"))
         .env("TESSERA_ISSUER", format!("http://127.0.0.1:{port}"))
+        .env("TESSERA_METRICS_BIND", "127.0.0.1:0")
         .env_remove("TESSERA_DATABASE_URL")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

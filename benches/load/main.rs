@@ -160,6 +160,8 @@ fn tessera_command(
         .env("TESSERA_BIND", format!("127.0.0.1:{port}"))
         .env("TESSERA_ISSUER", format!("http://127.0.0.1:{port}"))
         .env("TESSERA_DEMO", "true")
+        // Several servers run at once (and a developer's own may hold the default port).
+        .env("TESSERA_METRICS_BIND", "off")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null());
     cmd

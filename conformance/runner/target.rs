@@ -128,6 +128,7 @@ impl Target {
             database_url: Some(database_url.clone()),
             database_max_connections: 8,
             demo: false,
+            metrics_bind: "off".into(),
             ..tessera::config::Config::default()
         };
         config.validate()?;

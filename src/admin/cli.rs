@@ -39,6 +39,17 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Write a consistent copy of the SQLite database to FILE, while the server runs.
+    /// (PostgreSQL: use pg_dump; see README, Operations.)
+    Backup { file: PathBuf },
+    /// Replace the configured SQLite database with the backup FILE, after checking it.
+    /// Refuses while a server uses the database. (PostgreSQL: use pg_restore.)
+    Restore {
+        file: PathBuf,
+        /// Replace an existing database.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -104,6 +115,19 @@ pub enum KeysCommand {
 }
 
 pub async fn run_admin(config: &Config, command: Command) -> Result<serde_json::Value, String> {
+    // Restore must not open (and so create or lock) the database it is about to replace.
+    if let Command::Restore { file, force } = &command {
+        let url = config.database_url();
+        let Some(database) = store::sqlite_path(&url) else {
+            return Err(store::backup::POSTGRES_HINT.into());
+        };
+        let (file, force) = (file.clone(), *force);
+        let target = database.clone();
+        tokio::task::spawn_blocking(move || store::backup::restore(&file, &target, force))
+            .await
+            .map_err(|e| e.to_string())??;
+        return Ok(json!({ "restored": database }));
+    }
     let store = Store::connect(&config.database_url(), 2).await?;
     store.migrate().await?;
     orgs::ensure_default(&store)
@@ -115,6 +139,11 @@ pub async fn run_admin(config: &Config, command: Command) -> Result<serde_json::
         Command::Client(c) => client(&store, c).await,
         Command::User(c) => user(&store, c).await,
         Command::Keys(c) => keys(config, &store, c).await,
+        Command::Backup { file } => {
+            store.backup_to(&file).await?;
+            Ok(json!({ "backup": file.display().to_string() }))
+        }
+        Command::Restore { .. } => unreachable!("handled before the database is opened"),
     }
 }
 

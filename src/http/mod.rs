@@ -3,6 +3,7 @@
 
 pub mod cookies;
 pub mod params;
+pub mod request_id;
 pub mod security_headers;
 
 use std::net::{IpAddr, SocketAddr};

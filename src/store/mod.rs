@@ -6,6 +6,7 @@
 //! [`with_conn!`] expands each query body once per backend.
 
 pub mod auth_requests;
+pub mod backup;
 pub mod clients;
 pub mod codes;
 pub mod grants;
@@ -49,6 +50,8 @@ pub enum Backend {
 pub struct Store {
     pub backend: Backend,
     url: String,
+    /// SQLite: a shared lock that tells `tessera restore` the database is in use.
+    _in_use: Option<std::sync::Arc<std::fs::File>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +66,29 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The database went away under a pooled connection (restart, failover, network) or is
+    /// busy beyond the wait: a temporary condition that callers answer with 503, not 500.
+    pub fn is_connection_loss(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Query(Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            )) => true,
+            // PostgreSQL's admin_shutdown / cannot_connect_now and SQLite's busy writer carry no
+            // kind of their own in diesel; their messages are stable.
+            StoreError::Query(Error::DatabaseError(DatabaseErrorKind::Unknown, info)) => {
+                let message = info.message();
+                message.starts_with("terminating connection")
+                    || message.starts_with("the database system is")
+                    || message == "database is locked"
+            }
+            StoreError::Query(Error::BrokenTransactionManager) => true,
+            _ => false,
+        }
+    }
+
     pub fn is_unique_violation(&self) -> bool {
         matches!(
             self,
@@ -112,6 +138,7 @@ impl Store {
                         .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
                 }
             }
+            let in_use = backup::hold_shared_lock(&path)?;
             // Open once synchronously so that a locked or unwritable file is a clear start-up error.
             check_sqlite_writable(&path)?;
             let mut config = ManagerConfig::<SqliteConn>::default();
@@ -137,6 +164,7 @@ impl Store {
             Ok(Store {
                 backend: Backend::Sqlite(pool),
                 url: path.clone(),
+                _in_use: Some(std::sync::Arc::new(in_use)),
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
@@ -151,6 +179,7 @@ impl Store {
             Ok(Store {
                 backend: Backend::Postgres(pool),
                 url: url.to_owned(),
+                _in_use: None,
             })
         } else {
             Err(format!(
@@ -251,6 +280,14 @@ impl Store {
         })
     }
 
+    /// Connections open, idle and waited for, for the metrics page.
+    pub fn pool_status(&self) -> deadpool::Status {
+        match &self.backend {
+            Backend::Sqlite(pool) => pool.status(),
+            Backend::Postgres(pool) => pool.status(),
+        }
+    }
+
     /// Cheap readiness probe.
     pub async fn ping(&self) -> StoreResult<()> {
         with_conn!(self, |conn| {
@@ -266,7 +303,7 @@ impl Store {
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 
-fn sqlite_path(url: &str) -> Option<String> {
+pub fn sqlite_path(url: &str) -> Option<String> {
     url.strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
         .map(str::to_owned)
@@ -302,4 +339,42 @@ pub fn encode_list(items: &[String]) -> String {
 
 pub fn decode_list(text: &str) -> StoreResult<Vec<String>> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("list column: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoreError;
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    fn database_error(kind: DatabaseErrorKind, message: &str) -> StoreError {
+        StoreError::Query(Error::DatabaseError(kind, Box::new(message.to_owned())))
+    }
+
+    #[test]
+    fn a_lost_or_busy_database_is_temporary_and_other_errors_are_not() {
+        for temporary in [
+            database_error(
+                DatabaseErrorKind::Unknown,
+                "terminating connection due to administrator command",
+            ),
+            database_error(
+                DatabaseErrorKind::Unknown,
+                "the database system is starting up",
+            ),
+            database_error(DatabaseErrorKind::Unknown, "database is locked"),
+            database_error(DatabaseErrorKind::UnableToSendCommand, "connection closed"),
+            database_error(DatabaseErrorKind::ClosedConnection, "closed"),
+            StoreError::Unavailable("pool timed out".into()),
+        ] {
+            assert!(temporary.is_connection_loss(), "{temporary}");
+        }
+        for permanent in [
+            database_error(DatabaseErrorKind::UniqueViolation, "duplicate key"),
+            database_error(DatabaseErrorKind::Unknown, "syntax error at or near"),
+            StoreError::Query(Error::NotFound),
+            StoreError::Corrupt("list column".into()),
+        ] {
+            assert!(!permanent.is_connection_loss(), "{permanent}");
+        }
+    }
 }

@@ -168,3 +168,16 @@ pub async fn list_live_for_user(
             .await?)
     })
 }
+
+/// Live sessions across every user and replica (the `tessera_active_sessions` gauge).
+pub async fn count_live(store: &Store, now: i64) -> StoreResult<i64> {
+    with_conn!(store, |conn| {
+        Ok(sessions::table
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::expires_at.gt(now))
+            .filter(sessions::absolute_expires_at.gt(now))
+            .count()
+            .get_result::<i64>(conn)
+            .await?)
+    })
+}

@@ -15,7 +15,9 @@ pub fn sign(key: &SigningKey, typ: &str, claims: &Value) -> String {
     let mut input = b64url(header.to_string().as_bytes());
     input.push('.');
     input.push_str(&b64url(claims.to_string().as_bytes()));
+    let started = std::time::Instant::now();
     let signature = key.sign(input.as_bytes());
+    crate::metrics::global().signing(started.elapsed());
     input.push('.');
     input.push_str(&b64url(&signature));
     input

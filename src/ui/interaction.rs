@@ -164,10 +164,18 @@ async fn login_submit(
         ip,
     )
     .await;
+    let metrics = crate::metrics::global();
     let user = match outcome {
         Ok(user) => user,
         Err(failure) => {
             use authn::password::Failure;
+            let outcome = match failure {
+                Failure::Invalid => "failure",
+                Failure::RateLimited { .. } => "rate_limited",
+                Failure::Disabled => "disabled",
+                Failure::Store(_) | Failure::Cpu(_) => "error",
+            };
+            metrics.sign_in("password", outcome);
             let (status, message) = match failure {
                 Failure::Invalid => (
                     StatusCode::UNAUTHORIZED,
@@ -204,6 +212,7 @@ async fn login_submit(
             return Ok(response);
         }
     };
+    metrics.sign_in("password", "success");
     if let Some(hinted) = &pending.request.hinted_subject {
         // Reauthentication never switches accounts silently.
         if hinted != &user.id {

@@ -153,7 +153,15 @@ async fn sign_in_finish(
     let (user, authentication) =
         passkey::finish_authentication(pk, &app.store, &org_id, &body.ceremony, &credential)
             .await
-            .map_err(passkey_error)?;
+            .map_err(|e| {
+                let outcome = match e {
+                    PasskeyError::Store(_) => "error",
+                    _ => "failure",
+                };
+                crate::metrics::global().sign_in("passkey", outcome);
+                passkey_error(e)
+            })?;
+    crate::metrics::global().sign_in("passkey", "success");
     if pending
         .request
         .hinted_subject

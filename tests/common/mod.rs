@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod passkey;
+pub mod process;
+
 use std::collections::HashMap;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
@@ -50,6 +53,8 @@ impl TestServer {
             database_url: Some(database_url.clone()),
             database_max_connections: 8,
             demo: true,
+            // Many servers run side by side: each gets its own free metrics port.
+            metrics_bind: "127.0.0.1:0".into(),
             ..Config::default()
         };
         adjust(&mut config);
@@ -136,7 +141,7 @@ impl Drop for TestServer {
     }
 }
 
-async fn fresh_postgres_database(base: &str) -> String {
+pub async fn fresh_postgres_database(base: &str) -> String {
     let name = format!(
         "tessera_test_{}",
         tessera::security::random_id()
@@ -297,9 +302,19 @@ pub fn authorize_url(
     redirect_uri: &str,
     extra: &[(&str, &str)],
 ) -> (String, String) {
+    authorize_url_at(&server.url, client_id, redirect_uri, extra)
+}
+
+/// [`authorize_url`] for a server known only by its base URL (a spawned process).
+pub fn authorize_url_at(
+    base: &str,
+    client_id: &str,
+    redirect_uri: &str,
+    extra: &[(&str, &str)],
+) -> (String, String) {
     let verifier = format!("{}{}", tessera::security::random_secret(), "abcdefgh");
     let challenge = tessera::oidc::authorize::pkce::s256(&verifier);
-    let mut url = url::Url::parse(&format!("{}/authorize", server.url)).unwrap();
+    let mut url = url::Url::parse(&format!("{base}/authorize")).unwrap();
     let defaults = [
         ("response_type", "code"),
         ("client_id", client_id),
@@ -344,8 +359,12 @@ pub async fn exchange(
 }
 
 pub async fn token_request(server: &TestServer, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    token_request_at(&server.url, form).await
+}
+
+pub async fn token_request_at(base: &str, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
     let response = plain_client()
-        .post(format!("{}/token", server.url))
+        .post(format!("{base}/token"))
         .form(form)
         .send()
         .await

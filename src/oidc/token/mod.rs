@@ -71,13 +71,28 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<serde_jso
         .get("grant_type")
         .ok_or_else(|| Error::invalid_request("grant_type is required"))?;
     let client = client_auth::authenticate(app, headers, &params).await?;
-    match grant_type {
-        "authorization_code" => authorization_code::exchange(app, &client, &params).await,
-        "refresh_token" => refresh_token::exchange(app, &client, &params).await,
-        "client_credentials" => client_credentials::exchange(app, &client, &params).await,
-        _ => Err(Error::oauth(
-            Code::UnsupportedGrantType,
-            "this grant type is not supported",
-        )),
+    let (grant, issued) = match grant_type {
+        "authorization_code" => (
+            "authorization_code",
+            authorization_code::exchange(app, &client, &params).await,
+        ),
+        "refresh_token" => (
+            "refresh_token",
+            refresh_token::exchange(app, &client, &params).await,
+        ),
+        "client_credentials" => (
+            "client_credentials",
+            client_credentials::exchange(app, &client, &params).await,
+        ),
+        _ => {
+            return Err(Error::oauth(
+                Code::UnsupportedGrantType,
+                "this grant type is not supported",
+            ));
+        }
+    };
+    if issued.is_ok() {
+        crate::metrics::global().token_issued(grant);
     }
+    issued
 }
