@@ -3,10 +3,10 @@
 //! - [`run`]: work a request waits for right now (RSA signing), on a blocking task gated by a
 //!   semaphore sized to the cores.
 //! - [`run_low_priority`]: password hashing (argon2id, tens of milliseconds and 19 MiB each),
-//!   on a few dedicated threads at a lower scheduling priority (nice 10). When discovery, JWKS
-//!   or the token endpoint want the cores, the kernel runs them first, so a burst of sign-ins
-//!   slows sign-ins down and nothing else; when the machine is idle the hashing still gets
-//!   every cycle.
+//!   on a few dedicated threads at the lowest scheduling priority (nice 19). When discovery,
+//!   JWKS or the token endpoint want the cores, the kernel runs them first, so a burst of
+//!   sign-ins slows sign-ins down and nothing else; when the machine is idle the hashing still
+//!   gets every cycle.
 
 use std::sync::{Mutex, OnceLock, mpsc};
 
@@ -43,9 +43,11 @@ where
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// Niceness of the low-priority threads: weight 110 against 1024 for normal threads under
-/// Linux's scheduler, i.e. about a tenth of a core each while normal work is runnable.
-const LOW_PRIORITY_NICE: i32 = 10;
+/// Niceness of the low-priority threads: the lowest, weight 15 against 1024 for normal
+/// threads under Linux's scheduler. A waking request handler preempts a hashing thread at
+/// once, and a saturated server still gives each hash about 1.5 % of a core, so sign-ins slow
+/// down under load but never stop (SCHED_IDLE would starve them).
+const LOW_PRIORITY_NICE: i32 = 19;
 
 fn low_priority_queue() -> &'static Mutex<mpsc::Sender<Job>> {
     static QUEUE: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
