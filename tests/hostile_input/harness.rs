@@ -269,23 +269,23 @@ impl<'a> Hostile<'a> {
     /// An OAuth error answer (JSON body, or the query of a redirect to the client).
     pub fn expect_error(&mut self, label: &str, answer: &Option<Answer>, status: u16, code: &str) {
         self.expect_status(label, answer, status);
-        if let Some(a) = answer {
-            if a.error().as_deref() != Some(code) {
-                self.fail(label, format!("expected error {code}, got {:?}", a.error()));
-            }
+        if let Some(a) = answer
+            && a.error().as_deref() != Some(code)
+        {
+            self.fail(label, format!("expected error {code}, got {:?}", a.error()));
         }
     }
 
     /// A page shown to the person, with no redirect anywhere.
     pub fn expect_page(&mut self, label: &str, answer: &Option<Answer>, status: u16) {
         self.expect_status(label, answer, status);
-        if let Some(a) = answer {
-            if a.location.is_some() || !a.content_type.starts_with("text/html") {
-                self.fail(
-                    label,
-                    format!("expected a page, got {:?} {}", a.location, a.content_type),
-                );
-            }
+        if let Some(a) = answer
+            && (a.location.is_some() || !a.content_type.starts_with("text/html"))
+        {
+            self.fail(
+                label,
+                format!("expected a page, got {:?} {}", a.location, a.content_type),
+            );
         }
     }
 

@@ -167,10 +167,10 @@ pub fn check_parameters(
 ) -> Result<CheckedParameters, (Code, String)> {
     let owned = |(code, d): (Code, &str)| (code, d.to_owned());
     check_single_values(params).map_err(|d| (Code::InvalidRequest, d))?;
-    if let Some(mode) = params.get("response_mode") {
-        if !matches!(mode, "query" | "form_post") {
-            return Err((Code::InvalidRequest, "unsupported response_mode".into()));
-        }
+    if let Some(mode) = params.get("response_mode")
+        && !matches!(mode, "query" | "form_post")
+    {
+        return Err((Code::InvalidRequest, "unsupported response_mode".into()));
     }
     if let Some(name) = params.oversized() {
         return Err((
