@@ -497,7 +497,7 @@ const POST_ENDPOINTS: &[PostEndpoint] = &[
 #[tokio::test(flavor = "multi_thread")]
 async fn every_post_endpoint_refuses_oversized_and_unreadable_bodies() {
     let server = server_with_passkeys().await;
-    let mut hostile = Hostile::new(&server, plain_client(), &[]);
+    let mut hostile = Hostile::new(&server, harness::unpooled_client(), &[]);
     let huge_param = format!("request={}&csrf=x", "r".repeat(1024 * 1024));
     for endpoint in POST_ENDPOINTS {
         let path = endpoint.path;
@@ -554,7 +554,7 @@ async fn every_post_endpoint_refuses_oversized_and_unreadable_bodies() {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_get_endpoint_survives_hostile_query_strings() {
     let server = server_with_passkeys().await;
-    let mut hostile = Hostile::new(&server, plain_client(), &[]);
+    let mut hostile = Hostile::new(&server, harness::unpooled_client(), &[]);
     let paths = [
         "/authorize",
         "/authorize/resume",
@@ -666,7 +666,11 @@ async fn redirect_uri_attacks_never_redirect() {
     let server = TestServer::start().await;
     let (web, _) = client_with(&server, WEB_REDIRECT, false).await;
     let (native, _) = client_with(&server, LOOPBACK_REDIRECT, true).await;
-    let mut hostile = Hostile::new(&server, plain_client(), &[WEB_REDIRECT, LOGOUT_REDIRECT]);
+    let mut hostile = Hostile::new(
+        &server,
+        harness::unpooled_client(),
+        &[WEB_REDIRECT, LOGOUT_REDIRECT],
+    );
     let web_attacks = [
         "https://APP.example.com/cb",
         "https://app.example.com/CB",
@@ -918,7 +922,7 @@ async fn hostile_jwts_are_refused_wherever_a_jwt_is_accepted() {
         ("markup", MARKUP.to_owned()),
         ("control characters", "a\r\nb.\0.c".to_owned()),
     ];
-    let mut hostile = Hostile::new(&server, plain_client(), &[WEB_REDIRECT]);
+    let mut hostile = Hostile::new(&server, harness::unpooled_client(), &[WEB_REDIRECT]);
     let (authorize, _) = common::authorize_url(&server, &client_id, WEB_REDIRECT, &[]);
     let authorize = authorize.trim_start_matches(&server.url).to_owned();
     let basic = format!(
@@ -1088,7 +1092,7 @@ async fn malformed_client_authentication_is_invalid_client() {
     let server = TestServer::start().await;
     let (client_id, secret) = client_with(&server, WEB_REDIRECT, false).await;
     let secret = secret.unwrap();
-    let mut hostile = Hostile::new(&server, plain_client(), &[]);
+    let mut hostile = Hostile::new(&server, harness::unpooled_client(), &[]);
     let b = |s: &[u8]| base64_standard(s);
     let cases: Vec<(&str, String, u16, &str)> = vec![
         ("scheme only", "Basic".into(), 401, "invalid_client"),

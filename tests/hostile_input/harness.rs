@@ -37,9 +37,21 @@ impl Answer {
     }
 }
 
+/// A client that opens a new connection for every request: after an early 413 the server
+/// closes its side, and a pooled connection could fail the next request for that reason only.
+pub fn unpooled_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
 pub struct Hostile<'a> {
     pub server: &'a TestServer,
     pub http: reqwest::Client,
+    /// Sends the normal request after each case, on a connection of its own.
+    probe_http: reqwest::Client,
     /// Where requests go: the server's address, or its issuer when cookies are bound to it.
     base: String,
     /// Where a redirect may lead: registered URIs and Tessera's own paths.
@@ -54,6 +66,7 @@ impl<'a> Hostile<'a> {
         Hostile {
             server,
             http,
+            probe_http: unpooled_client(),
             base: server.url.clone(),
             allowed_redirects: allowed.iter().map(|s| s.to_string()).collect(),
             sent: 0,
@@ -241,7 +254,7 @@ impl<'a> Hostile<'a> {
     /// The server still answers a normal request correctly.
     pub async fn probe(&mut self, label: &str) {
         let ok = match self
-            .http
+            .probe_http
             .get(format!("{}/.well-known/openid-configuration", self.base))
             .send()
             .await
