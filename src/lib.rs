@@ -11,6 +11,7 @@ pub mod config;
 pub mod cpu;
 pub mod demo;
 pub mod error;
+pub mod fuzzing;
 pub mod http;
 pub mod metrics;
 pub mod oidc;

@@ -28,8 +28,8 @@ pub mod views;
 pub const DEMO_CLIENT_ID: &str = "tessera-demo";
 pub const DEMO_EMAIL: &str = "demo@example.com";
 pub const DEMO_PASSWORD: &str = "tessera-demo";
-const FLOW_COOKIE: &str = "tessera_demo_flow";
-const SESSION_COOKIE: &str = "tessera_demo_session";
+pub const FLOW_COOKIE: &str = "tessera_demo_flow";
+pub const SESSION_COOKIE: &str = "tessera_demo_session";
 
 /// The demo client's secret, derived from the instance key so every replica and restart agrees.
 fn demo_secret(app: &App) -> String {
@@ -201,14 +201,25 @@ impl DemoSession {
 }
 
 fn seal(app: &App, value: &impl Serialize) -> String {
+    seal_with_key(&cookie_key(app), value)
+}
+
+/// `base64url(JSON).base64url(HMAC-SHA256)`: what [`unseal_with_key`] opens.
+pub fn seal_with_key(key: &[u8], value: &impl Serialize) -> String {
     let body = b64url(&serde_json::to_vec(value).unwrap_or_default());
-    let tag = b64url(&hmac_sha256(&cookie_key(app), body.as_bytes()));
+    let tag = b64url(&hmac_sha256(key, body.as_bytes()));
     format!("{body}.{tag}")
 }
 
 fn unseal<T: for<'de> Deserialize<'de>>(app: &App, text: &str) -> Option<T> {
+    unseal_with_key(&cookie_key(app), text)
+}
+
+/// Opens a value sealed by [`seal`] with `key`: `None` unless the HMAC matches and the body
+/// is the JSON of a `T`. Public as the fuzzing surface of the demo's cookie decoder (`fuzz/`).
+pub fn unseal_with_key<T: for<'de> Deserialize<'de>>(key: &[u8], text: &str) -> Option<T> {
     let (body, tag) = text.split_once('.')?;
-    let expected = b64url(&hmac_sha256(&cookie_key(app), body.as_bytes()));
+    let expected = b64url(&hmac_sha256(key, body.as_bytes()));
     if !constant_time_eq(expected.as_bytes(), tag.as_bytes()) {
         return None;
     }
@@ -227,7 +238,7 @@ fn cookie(app: &App, name: &str, value: &str, max_age: i64) -> HeaderValue {
     .expect("cookie value is base64url")
 }
 
-fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()

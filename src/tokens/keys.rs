@@ -181,31 +181,33 @@ pub async fn rotate(
 }
 
 async fn new_key_row(master_key: Option<MasterKey>) -> Result<SigningKeyRow, String> {
-    crate::cpu::run(move || {
-        let pair =
-            RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| "RSA key generation failed")?;
-        let der = pair.as_der().map_err(|_| "cannot encode the key")?;
-        let jwk = public_jwk(&pair);
-        let kid = jwk["kid"].as_str().unwrap_or_default().to_owned();
-        let (private_key, encrypted) = match &master_key {
-            Some(mk) => (mk.seal(&format!("signing-key:{kid}"), der.as_ref()), true),
-            None => (der.as_ref().to_vec(), false),
-        };
-        Ok(SigningKeyRow {
-            kid,
-            alg: "RS256".into(),
-            state: STATE_NEXT.into(),
-            private_key,
-            encrypted,
-            public_jwk: jwk.to_string(),
-            created_at: store::now(),
-            activated_at: None,
-            retired_at: None,
-            publish_until: None,
-        })
+    crate::cpu::run(move || key_row(master_key))
+        .await
+        .map_err(|e| e.to_string())?
+}
+
+/// A new `next` key; CPU-heavy (RSA key generation).
+fn key_row(master_key: Option<MasterKey>) -> Result<SigningKeyRow, String> {
+    let pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| "RSA key generation failed")?;
+    let der = pair.as_der().map_err(|_| "cannot encode the key")?;
+    let jwk = public_jwk(&pair);
+    let kid = jwk["kid"].as_str().unwrap_or_default().to_owned();
+    let (private_key, encrypted) = match &master_key {
+        Some(mk) => (mk.seal(&format!("signing-key:{kid}"), der.as_ref()), true),
+        None => (der.as_ref().to_vec(), false),
+    };
+    Ok(SigningKeyRow {
+        kid,
+        alg: "RS256".into(),
+        state: STATE_NEXT.into(),
+        private_key,
+        encrypted,
+        public_jwk: jwk.to_string(),
+        created_at: store::now(),
+        activated_at: None,
+        retired_at: None,
+        publish_until: None,
     })
-    .await
-    .map_err(|e| e.to_string())?
 }
 
 fn public_jwk(pair: &RsaKeyPair) -> serde_json::Value {
@@ -220,11 +222,29 @@ fn public_jwk(pair: &RsaKeyPair) -> serde_json::Value {
 
 async fn load_set(store: &Store, master_key: Option<&MasterKey>) -> Result<KeySet, String> {
     let rows = store::keys::list(store).await.map_err(|e| e.to_string())?;
-    let now = store::now();
+    set_from_rows(&rows, master_key, store::now())
+}
+
+impl KeySet {
+    /// A set of one freshly generated active key, outside any store: what the fuzz targets
+    /// (`fuzz/`) and the corpus tests verify tokens against.
+    pub fn generate() -> Result<KeySet, String> {
+        let mut row = key_row(None)?;
+        row.state = STATE_ACTIVE.into();
+        row.activated_at = Some(store::now());
+        set_from_rows(&[row], None, store::now())
+    }
+}
+
+fn set_from_rows(
+    rows: &[SigningKeyRow],
+    master_key: Option<&MasterKey>,
+    now: i64,
+) -> Result<KeySet, String> {
     let mut active: Option<&SigningKeyRow> = None;
     let mut published = Vec::new();
     let mut verification = HashMap::new();
-    for row in &rows {
+    for row in rows {
         let live = match row.state.as_str() {
             STATE_ACTIVE | STATE_NEXT => true,
             STATE_RETIRED => row.publish_until.is_some_and(|t| t > now),

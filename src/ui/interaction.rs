@@ -140,12 +140,24 @@ async fn login_submit(
     headers: HeaderMap,
     form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
-    let Ok(Form(form)) = form else {
-        return Err(Error::bad_request_page(
-            "Invalid form",
-            "The sign-in form was incomplete. Go back and try again.",
-        )
-        .into());
+    let form = match form {
+        Ok(Form(form)) => form,
+        // A body over `MAX_BODY_BYTES` is 413 (RFC 9110 §15.5.14), not an incomplete form.
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(Error::page(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request too large",
+                "The sign-in form was too large. Go back and try again.",
+            )
+            .into());
+        }
+        Err(_) => {
+            return Err(Error::bad_request_page(
+                "Invalid form",
+                "The sign-in form was incomplete. Go back and try again.",
+            )
+            .into());
+        }
     };
     let pending = pending::load(&app, &headers, &form.request).await?;
     pending.check_csrf(&form.csrf)?;

@@ -62,8 +62,14 @@ fn fail(e: impl Into<Error>) -> Response {
 }
 
 fn read<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
-    body.map(|Json(b)| b)
-        .map_err(|_| refused(StatusCode::BAD_REQUEST, "The request could not be read."))
+    body.map(|Json(b)| b).map_err(|rejection| {
+        // A body over `MAX_BODY_BYTES` is 413 (RFC 9110 §15.5.14), not a malformed request.
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            refused(StatusCode::PAYLOAD_TOO_LARGE, "The request is too large.")
+        } else {
+            refused(StatusCode::BAD_REQUEST, "The request could not be read.")
+        }
+    })
 }
 
 fn enabled(app: &App) -> Result<&Passkeys, Response> {

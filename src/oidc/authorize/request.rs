@@ -12,6 +12,7 @@ use crate::http::params::Params;
 use crate::oidc::scope::Scope;
 use crate::store::clients::{self, Client};
 use crate::tokens::jws;
+use crate::tokens::keys::KeySet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -88,10 +89,38 @@ pub async fn validate(
 ) -> Result<(Client, AuthorizationRequest), Rejection> {
     let client = check_client(app, params).await?;
     let redirect_uri = check_redirect_uri(&client, params)?;
-    // Request objects are refused (below), but a client that sent one may have put
-    // `response_mode` and `state` only inside it: read those two, untrusted, so the refusal
-    // reaches the client the way it expects (OIDC Core §6.1). The redirect URI itself is never
-    // taken from the object.
+    let reply = reply_to(params, redirect_uri);
+    let reject = |(code, description): (Code, String)| Rejection {
+        code,
+        description,
+        reply: Some(reply.clone()),
+    };
+    let checked = check_parameters(params, client.is_public()).map_err(reject)?;
+    let hinted_subject = hinted_subject(&app.keys.current(), &app.config.issuer, params)
+        .map_err(|d| reject((Code::InvalidRequest, d)))?;
+    Ok((
+        client,
+        AuthorizationRequest {
+            client_id: params.get("client_id").unwrap_or_default().to_owned(),
+            reply,
+            scope: checked.scope.to_string(),
+            nonce: params.get("nonce").map(str::to_owned),
+            code_challenge: checked.code_challenge,
+            prompt: checked.prompt,
+            max_age: checked.max_age,
+            login_hint: params
+                .get("login_hint")
+                .map(|h| h.chars().take(256).collect()),
+            hinted_subject,
+        },
+    ))
+}
+
+/// Where errors go once the redirect URI is known good. Request objects are refused (see
+/// [`check_parameters`]), but a client that sent one may have put `response_mode` and `state`
+/// only inside it: read those two, untrusted, so the refusal reaches the client the way it
+/// expects (OIDC Core §6.1). The redirect URI itself is never taken from the object.
+pub fn reply_to(params: &Params, redirect_uri: String) -> ReplyTo {
     let object = params.get("request").and_then(unverified_request_object);
     let from_object = |name: &str| {
         object
@@ -109,7 +138,7 @@ pub async fn validate(
         Some("form_post") => ResponseMode::FormPost,
         _ => ResponseMode::Query,
     };
-    let reply = ReplyTo {
+    ReplyTo {
         redirect_uri,
         state: params
             .get("state")
@@ -117,50 +146,51 @@ pub async fn validate(
             .map(str::to_owned)
             .or_else(|| from_object("state")),
         response_mode,
-    };
-    let reject = |code: Code, description: &str| Rejection {
-        code,
-        description: description.to_owned(),
-        reply: Some(reply.clone()),
-    };
-    check_single_values(params).map_err(|d| reject(Code::InvalidRequest, &d))?;
-    if let Some(mode) = params.get("response_mode") {
-        if !matches!(mode, "query" | "form_post") {
-            return Err(reject(Code::InvalidRequest, "unsupported response_mode"));
-        }
+    }
+}
+
+/// What the checks that need neither the database nor the signing keys made of a request.
+#[derive(Debug)]
+pub struct CheckedParameters {
+    pub scope: Scope,
+    pub code_challenge: Option<String>,
+    pub prompt: Prompt,
+    pub max_age: Option<i64>,
+}
+
+/// Every check of an authorization request that needs neither the database nor the keys, in
+/// the order [`validate`] applies them after the client and redirect URI. Public because it
+/// is also the fuzzing surface of the authorization-request parser (`fuzz/`).
+pub fn check_parameters(
+    params: &Params,
+    public_client: bool,
+) -> Result<CheckedParameters, (Code, String)> {
+    let owned = |(code, d): (Code, &str)| (code, d.to_owned());
+    check_single_values(params).map_err(|d| (Code::InvalidRequest, d))?;
+    if let Some(mode) = params.get("response_mode")
+        && !matches!(mode, "query" | "form_post")
+    {
+        return Err((Code::InvalidRequest, "unsupported response_mode".into()));
     }
     if let Some(name) = params.oversized() {
-        return Err(reject(
+        return Err((
             Code::InvalidRequest,
-            &format!("parameter {name} is too long"),
+            format!("parameter {name} is too long"),
         ));
     }
-    check_request_object(params).map_err(|(code, d)| reject(code, d))?;
-    check_response_type(params).map_err(|(code, d)| reject(code, d))?;
-    let scope = check_scope(params).map_err(|(code, d)| reject(code, d))?;
+    check_request_object(params).map_err(owned)?;
+    check_response_type(params).map_err(owned)?;
+    let scope = check_scope(params).map_err(owned)?;
     let code_challenge =
-        check_pkce(&client, params).map_err(|d| reject(Code::InvalidRequest, d))?;
-    let prompt =
-        Prompt::parse(params.get("prompt")).map_err(|d| reject(Code::InvalidRequest, &d))?;
-    let max_age = check_max_age(params).map_err(|d| reject(Code::InvalidRequest, d))?;
-    let hinted_subject =
-        check_id_token_hint(app, params).map_err(|d| reject(Code::InvalidRequest, &d))?;
-    Ok((
-        client,
-        AuthorizationRequest {
-            client_id: params.get("client_id").unwrap_or_default().to_owned(),
-            reply,
-            scope: scope.to_string(),
-            nonce: params.get("nonce").map(str::to_owned),
-            code_challenge,
-            prompt,
-            max_age,
-            login_hint: params
-                .get("login_hint")
-                .map(|h| h.chars().take(256).collect()),
-            hinted_subject,
-        },
-    ))
+        check_pkce(public_client, params).map_err(|d| (Code::InvalidRequest, d.to_owned()))?;
+    let prompt = Prompt::parse(params.get("prompt")).map_err(|d| (Code::InvalidRequest, d))?;
+    let max_age = check_max_age(params).map_err(|d| (Code::InvalidRequest, d.to_owned()))?;
+    Ok(CheckedParameters {
+        scope,
+        code_challenge,
+        prompt,
+        max_age,
+    })
 }
 
 /// The claims of a request object, without verifying anything (see the caller).
@@ -258,11 +288,11 @@ fn check_scope(params: &Params) -> Result<Scope, (Code, &'static str)> {
     Ok(scope.supported_only())
 }
 
-fn check_pkce(client: &Client, params: &Params) -> Result<Option<String>, &'static str> {
+fn check_pkce(public_client: bool, params: &Params) -> Result<Option<String>, &'static str> {
     let challenge = params.get("code_challenge");
     match (challenge, params.get("code_challenge_method")) {
         (None, Some(_)) => Err("code_challenge_method without code_challenge"),
-        (None, None) if client.is_public() => {
+        (None, None) if public_client => {
             Err("public clients must use PKCE (code_challenge with S256)")
         }
         (None, None) => Ok(None),
@@ -287,13 +317,17 @@ fn check_max_age(params: &Params) -> Result<Option<i64>, &'static str> {
 }
 
 /// §3.1.2.1: the hint is an ID token this issuer signed; an expired one is still a valid hint.
-fn check_id_token_hint(app: &App, params: &Params) -> Result<Option<String>, String> {
+/// Pure (keys passed in), so it is also the fuzzing surface for `id_token_hint`.
+pub fn hinted_subject(
+    keys: &KeySet,
+    issuer: &str,
+    params: &Params,
+) -> Result<Option<String>, String> {
     let Some(hint) = params.get("id_token_hint") else {
         return Ok(None);
     };
-    let keys = app.keys.current();
-    let (_, claims) = jws::verify(&keys, hint).map_err(|e| format!("id_token_hint: {e}"))?;
-    if claims["iss"].as_str() != Some(app.config.issuer.as_str()) {
+    let (_, claims) = jws::verify(keys, hint).map_err(|e| format!("id_token_hint: {e}"))?;
+    if claims["iss"].as_str() != Some(issuer) {
         return Err("id_token_hint was issued by another issuer".into());
     }
     claims["sub"]

@@ -14,12 +14,15 @@ use crate::store::clients::{self, Client};
 
 const KIND: &str = "client-auth";
 
-struct Presented {
-    client_id: String,
-    secret: Option<String>,
+/// The credentials a request presents, before they are checked against the store.
+#[derive(Debug)]
+pub struct Presented {
+    pub client_id: String,
+    pub secret: Option<String>,
 }
 
-fn from_basic_header(headers: &HeaderMap) -> Result<Option<Presented>, Error> {
+/// `client_secret_basic`: `None` without an Authorization header.
+pub fn from_basic_header(headers: &HeaderMap) -> Result<Option<Presented>, Error> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -55,13 +58,10 @@ fn from_basic_header(headers: &HeaderMap) -> Result<Option<Presented>, Error> {
     }))
 }
 
-pub async fn authenticate(
-    app: &App,
-    headers: &HeaderMap,
-    params: &Params,
-) -> Result<Client, Error> {
-    let basic = from_basic_header(headers)?;
-    let presented = match basic {
+/// Which credentials the request presents: Basic or form, never both (RFC 6749 §2.3: one
+/// method per request). Pure, and the fuzzing surface of client authentication (`fuzz/`).
+pub fn presented(headers: &HeaderMap, params: &Params) -> Result<Presented, Error> {
+    match from_basic_header(headers)? {
         Some(p) => {
             if params.contains("client_secret") {
                 return Err(Error::invalid_request(
@@ -73,16 +73,24 @@ pub async fn authenticate(
                     "client_id does not match the Basic credentials",
                 ));
             }
-            p
+            Ok(p)
         }
-        None => Presented {
+        None => Ok(Presented {
             client_id: params
                 .get("client_id")
                 .ok_or_else(|| Error::InvalidClient("client authentication is required".into()))?
                 .to_owned(),
             secret: params.get("client_secret").map(str::to_owned),
-        },
-    };
+        }),
+    }
+}
+
+pub async fn authenticate(
+    app: &App,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Client, Error> {
+    let presented = presented(headers, params)?;
     let policy = &app.config.rate_limits.client_auth_per_client;
     if let Decision::Limited { retry_after_secs } =
         rate_limit::check(&app.store, KIND, &presented.client_id, policy).await?

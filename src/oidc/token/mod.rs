@@ -41,7 +41,10 @@ pub fn is_form(headers: &HeaderMap) -> bool {
         })
 }
 
-async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<serde_json::Value, Error> {
+/// The token request's form, checked for what RFC 6749 §3.2 requires of its encoding: form
+/// content type, no parameter twice, none oversized. Public as the fuzzing surface of the
+/// token-request parser (`fuzz/`).
+pub fn parse_request(headers: &HeaderMap, body: &[u8]) -> Result<Params, Error> {
     if !is_form(headers) {
         return Err(Error::invalid_request(
             "the token request must be application/x-www-form-urlencoded",
@@ -67,6 +70,11 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<serde_jso
             "parameter {name} is too long"
         )));
     }
+    Ok(params)
+}
+
+async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<serde_json::Value, Error> {
+    let params = parse_request(headers, body)?;
     let grant_type = params
         .get("grant_type")
         .ok_or_else(|| Error::invalid_request("grant_type is required"))?;
