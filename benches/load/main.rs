@@ -594,6 +594,11 @@ impl Target {
             (303, Some(l)) => l,
             _ => return Err(format!("GET /authorize: {status} {}", snippet(&body))),
         };
+        if location.starts_with("/login") || location.contains("/login?") {
+            return Err(format!(
+                "GET /authorize: no session, sent to /login ({location})"
+            ));
+        }
         let url = url::Url::parse(&location).ctx("GET /authorize: Location")?;
         url.query_pairs()
             .find(|(k, _)| k == "code")

@@ -128,7 +128,8 @@ pub async fn run(s: Settings) -> R<SoakReport> {
     let workers = s.concurrency.max(2);
     let mut tasks = Vec::new();
     for _ in 0..workers {
-        let (target, counters, stop) = (target.clone(), counters.clone(), stop.clone());
+        let (mut target, counters, stop) = (target.clone(), counters.clone(), stop.clone());
+        let (client_id, secret) = (client_id.clone(), secret.clone());
         tasks.push(tokio::spawn(async move {
             let http = plain_client()?;
             let mut family = target.new_family(&http).await?;
@@ -175,6 +176,23 @@ pub async fn run(s: Settings) -> R<SoakReport> {
                 match outcome {
                     Ok(()) => {
                         counters.ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // The bench's own session ends like any other (120 s here): sign in
+                    // again, as a browser would, and carry on.
+                    Err(e) if e.contains("/login") => {
+                        match sign_in(&target.base, &client_id).await {
+                            Ok(cookie) => {
+                                counters.signins.fetch_add(1, Ordering::Relaxed);
+                                target = Arc::new(Target::new(
+                                    &target.base,
+                                    target.pid,
+                                    &client_id,
+                                    &secret,
+                                    Flavor::Tessera { cookie },
+                                )?);
+                            }
+                            Err(e) => counters.error(format!("sign-in again: {e}")),
+                        }
                     }
                     Err(e) => {
                         counters.error(e);
