@@ -14,7 +14,7 @@ use tessera::store::users::User;
 use tessera::tokens::access_token;
 use tessera::tokens::id_token::{self, IdTokenInput};
 use tessera::tokens::jws;
-use tessera::tokens::keys::SigningKey;
+use tessera::tokens::keys::KeySet;
 
 fn user() -> User {
     User {
@@ -38,7 +38,8 @@ fn user() -> User {
 }
 
 fn tokens(c: &mut Criterion) {
-    let key = SigningKey::generate().expect("RSA key");
+    let keys = KeySet::generate().expect("RSA key");
+    let key = &keys.active;
     let user = user();
     let scope = Scope::parse("openid email profile offline_access");
     let amr = vec!["pwd".to_owned()];
@@ -59,7 +60,7 @@ fn tokens(c: &mut Criterion) {
         can_reauthenticate: true,
     });
     c.bench_function("id_token: RS256 sign (RSA-2048, aws-lc-rs)", |b| {
-        b.iter(|| jws::sign(&key, "JWT", black_box(&claims)))
+        b.iter(|| jws::sign(key, "JWT", black_box(&claims)))
     });
     let sealing_key = access_token::sealing_key(&[7u8; 32]);
     let at_claims = json!({

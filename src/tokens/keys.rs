@@ -27,18 +27,6 @@ pub struct SigningKey {
 }
 
 impl SigningKey {
-    /// A fresh RSA-2048 key outside any key set, for benchmarks and tests (the server's keys
-    /// come from the database through [`Keys`]).
-    pub fn generate() -> Result<SigningKey, String> {
-        let pair =
-            RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| "RSA key generation failed")?;
-        let kid = public_jwk(&pair)["kid"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        Ok(SigningKey { kid, pair })
-    }
-
     /// RSASSA-PKCS1-v1_5 with SHA-256 (RS256). CPU-heavy: call it through `crate::cpu::run`.
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
         let mut signature = vec![0u8; self.pair.public_modulus_len()];
