@@ -657,3 +657,43 @@ async fn opaque_access_tokens_work_like_jwts_and_die_with_their_grant() {
     assert_eq!(userinfo_status(&server, access).await, 401);
     assert!(!introspect(&server, &client_id, &secret, access).await);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_grant_without_refresh_tokens_ends_with_the_session_one_with_them_lasts() {
+    let server = TestServer::start_with(|c| {
+        c.sessions.absolute_ttl_secs = 7200;
+        c.tokens.refresh_token_ttl_secs = 86_400;
+    })
+    .await;
+    let (client_id, secret) = server.client(false, REDIRECT).await;
+    server.user("g@example.com").await;
+    let mut lifetimes = Vec::new();
+    for scope in ["openid", "openid offline_access"] {
+        let browser = Browser::new(&server.url);
+        let (url, verifier) = authorize_url(&server, &client_id, REDIRECT, &[("scope", scope)]);
+        let q = browser
+            .authorize(&url, "g@example.com", PASSWORD)
+            .await
+            .params();
+        let (status, body) = exchange(
+            &server,
+            &client_id,
+            secret.as_deref(),
+            &q["code"],
+            REDIRECT,
+            &verifier,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let gid = claims_of(body["access_token"].as_str().unwrap())["gid"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let grant = tessera::store::grants::find(&server.app().store, &gid)
+            .await
+            .unwrap()
+            .expect("the grant is stored");
+        lifetimes.push(grant.expires_at - grant.created_at);
+    }
+    assert_eq!(lifetimes, vec![7200, 86_400]);
+}

@@ -2,9 +2,10 @@
 //! capacity for ten minutes or more, sampling table sizes and RSS, to show that housekeeping
 //! keeps every table bounded by rate × lifetime.
 //!
-//! The server runs with short lifetimes (codes 60 s, access tokens and plain grants 60 s,
-//! sessions 120 s, reuse detection 120 s) so that a ten-minute run sees several whole
-//! lifetimes of every artefact; with the defaults the same plateau forms, only later.
+//! The server runs with short lifetimes (codes 60 s, access tokens 60 s, sessions and the
+//! grants without refresh tokens 120 s, pending requests 120 s, reuse detection 120 s) so
+//! that a ten-minute run sees several whole lifetimes of every artefact; with the defaults the
+//! same plateau forms, only later.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,6 +23,7 @@ const SOAK_CONFIG: &str = "\
 access_token_format = \"opaque\"
 access_token_ttl_secs = 60
 code_ttl_secs = 60
+authorization_request_ttl_secs = 120
 reuse_detection_secs = 120
 
 [sessions]

@@ -77,6 +77,18 @@ pub async fn exchange(
         .filter(|u| !u.disabled)
         .ok_or_else(|| Error::invalid_grant("the user is no longer active"))?;
     let scope = Scope::parse(&row.scope);
+    // A grant with a refresh token lives as long as refresh tokens may. Without one it only
+    // records that the client took part in the session (for back-channel logout) and backs
+    // access tokens, so it need not outlive either; housekeeping can then purge it, and the
+    // table stays bounded by sign-in rate × session lifetime.
+    let lifetime = if scope.has("offline_access") {
+        app.config.tokens.refresh_token_ttl_secs
+    } else {
+        app.config
+            .sessions
+            .absolute_ttl_secs
+            .max(app.config.tokens.access_token_ttl_secs)
+    };
     let grant = GrantRow {
         id: row.grant_id.clone(),
         client_id: client.id.clone(),
@@ -87,7 +99,7 @@ pub async fn exchange(
         amr: row.amr.clone(),
         acr: Some(row.acr.clone()),
         created_at: now,
-        expires_at: now + app.config.tokens.refresh_token_ttl_secs,
+        expires_at: now + lifetime,
         revoked_at: None,
     };
     grants::insert(&app.store, &grant).await.map_err(|e| {
