@@ -1,7 +1,7 @@
 //! Faults: a PostgreSQL restart under load, replicas killed with SIGKILL mid ceremony and mid
-//! code flow, SIGKILL during a stream of SQLite writes, a locked database at start-up,
-//! signing-key rotation under a PyJWT verifier, client-secret guessing across replicas, and
-//! secrets kept out of the logs of a full flow suite. Each prints the figures it measured.
+//! code flow, SIGKILL during a stream of SQLite writes, a locked or unwritable database at
+//! start-up, signing-key rotation under a PyJWT verifier, client-secret guessing across
+//! replicas, and secrets kept out of the logs of a full flow suite. Each prints the figures it measured.
 //! (QR login does not exist yet, so no QR case.)
 
 mod common;
@@ -722,6 +722,76 @@ async fn a_locked_sqlite_database_is_a_clear_start_up_error_not_a_hang() {
     assert!(waited < Duration::from_secs(30), "bounded wait: {waited:?}");
     println!(
         "locked SQLite: start-up refused after {} ms with: {}",
+        waited.as_millis(),
+        stderr.trim()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unwritable_sqlite_database_is_a_clear_start_up_error() {
+    use std::os::unix::fs::PermissionsExt;
+    if using_postgres().is_some() {
+        eprintln!("SQLite-only test: skipped on PostgreSQL");
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let (ok, _, err) = admin(
+        &["migrate"],
+        &[("TESSERA_DATA_DIR", data.display().to_string())],
+    );
+    assert!(ok, "{err}");
+    let chmod = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    // Read-only files in a read-only folder, as after a botched deployment or a full disk
+    // remounted read-only.
+    for entry in std::fs::read_dir(&data).unwrap() {
+        chmod(&entry.unwrap().path(), 0o444);
+    }
+    chmod(&data, 0o555);
+    chmod(scratch.path(), 0o755);
+    // Root ignores file modes, so under root the server runs as `nobody`, from a copy of the
+    // binary that `nobody` can reach.
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let mut command = if is_root {
+        let binary = scratch.path().join("tessera");
+        std::fs::copy(env!("CARGO_BIN_EXE_tessera"), &binary).unwrap();
+        chmod(&binary, 0o755);
+        let mut c = Command::new("runuser");
+        c.args(["-u", "nobody", "--"]).arg(binary);
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_tessera"))
+    };
+    command
+        .arg("serve")
+        .env_remove("TESSERA_DATABASE_URL")
+        .env_remove("TESSERA_CONFIG")
+        .env("TESSERA_DATA_DIR", &data)
+        .env("TESSERA_BIND", format!("127.0.0.1:{}", free_port()))
+        .env("TESSERA_METRICS_BIND", "off");
+    let started = Instant::now();
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    chmod(&data, 0o755);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "start-up fails: {stderr}");
+    assert!(
+        stderr.contains("is not writable or is locked") && stderr.contains("readonly"),
+        "a clear message naming the cause: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "no panic: {stderr}");
+    assert!(waited < Duration::from_secs(30), "bounded wait: {waited:?}");
+    println!(
+        "unwritable SQLite (as {}): start-up refused after {} ms with: {}",
+        if is_root { "nobody" } else { "this user" },
         waited.as_millis(),
         stderr.trim()
     );

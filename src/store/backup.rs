@@ -25,11 +25,14 @@ pub(crate) fn lock_path(database: &str) -> PathBuf {
 
 pub(crate) fn hold_shared_lock(database: &str) -> Result<File, String> {
     let path = lock_path(database);
+    // A shared lock needs no write access: an existing lock file beside a read-only database
+    // opens read-only, so that start-up goes on to report the database itself as unwritable.
     let file = File::options()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
+        .or_else(|e| File::open(&path).map_err(|_| e))
         .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     file.lock_shared()
         .map_err(|e| format!("cannot lock {}: {e}", path.display()))?;
