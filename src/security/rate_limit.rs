@@ -18,27 +18,42 @@ pub enum Decision {
     Limited { retry_after_secs: i64 },
 }
 
-fn bucket(kind: &str, key: &str, policy: &Policy, now: i64) -> (String, i64) {
-    let window = now.div_euclid(policy.window_secs.max(1));
-    let window_end = (window + 1) * policy.window_secs.max(1);
+/// The fixed window a failure counts in now, named by its bucket.
+pub struct Window {
+    pub bucket: String,
+    ends_at: i64,
+    now: i64,
+}
+
+pub fn window(kind: &str, key: &str, policy: &Policy) -> Window {
+    let now = store::now();
+    let length = policy.window_secs.max(1);
+    let index = now.div_euclid(length);
     // The key may hold an email or an IP: digest it so the table holds no personal data.
-    (
-        format!("{kind}:{}:{window}", crate::security::digest(key)),
-        window_end,
-    )
+    Window {
+        bucket: format!("{kind}:{}:{index}", crate::security::digest(key)),
+        ends_at: (index + 1) * length,
+        now,
+    }
+}
+
+impl Window {
+    /// What `failures` counted so far in this window allow.
+    pub fn decision(&self, failures: i64, policy: &Policy) -> Decision {
+        if failures >= policy.max_failures {
+            Decision::Limited {
+                retry_after_secs: (self.ends_at - self.now).max(1),
+            }
+        } else {
+            Decision::Allowed
+        }
+    }
 }
 
 pub async fn check(store: &Store, kind: &str, key: &str, policy: &Policy) -> StoreResult<Decision> {
-    let now = store::now();
-    let (bucket, window_end) = bucket(kind, key, policy, now);
-    let failures = store::rate_limits::count(store, &bucket).await?;
-    Ok(if failures >= policy.max_failures {
-        Decision::Limited {
-            retry_after_secs: (window_end - now).max(1),
-        }
-    } else {
-        Decision::Allowed
-    })
+    let window = window(kind, key, policy);
+    let failures = store::rate_limits::count(store, &window.bucket).await?;
+    Ok(window.decision(failures, policy))
 }
 
 pub async fn record_failure(
@@ -47,13 +62,11 @@ pub async fn record_failure(
     key: &str,
     policy: &Policy,
 ) -> StoreResult<()> {
-    let now = store::now();
-    let (bucket, window_end) = bucket(kind, key, policy, now);
-    store::rate_limits::hit(store, &bucket, window_end).await?;
+    let window = window(kind, key, policy);
+    store::rate_limits::hit(store, &window.bucket, window.ends_at).await?;
     Ok(())
 }
 
 pub async fn clear(store: &Store, kind: &str, key: &str, policy: &Policy) -> StoreResult<()> {
-    let (bucket, _) = bucket(kind, key, policy, store::now());
-    store::rate_limits::clear(store, &bucket).await
+    store::rate_limits::clear(store, &window(kind, key, policy).bucket).await
 }

@@ -1,7 +1,10 @@
 //! OIDC clients (relying parties). Secrets are stored as SHA-256 digests: they are 256-bit
 //! random values, so a slow password hash would add cost without adding safety.
 
-use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
+use diesel::{
+    ExpressionMethods, JoinOnDsl, NullableExpressionMethods, OptionalExtension, QueryDsl,
+    SelectableHelper,
+};
 use diesel_async::RunQueryDsl;
 
 use super::schema::clients;
@@ -81,6 +84,31 @@ pub async fn find(store: &Store, id: &str) -> StoreResult<Option<Client>> {
             .optional()?
     });
     row.map(Client::try_from).transpose()
+}
+
+/// The client and the failures counted in a rate-limit bucket, in one statement: client
+/// authentication runs on every token request and must check the limit before the secret.
+/// `None` for an unknown client (its failures are then read with `rate_limits::count`).
+pub async fn find_with_failures(
+    store: &Store,
+    id: &str,
+    bucket: &str,
+) -> StoreResult<Option<(Client, i64)>> {
+    use super::schema::rate_limits;
+    if !super::storable(id) {
+        return Ok(None);
+    }
+    let row: Option<(ClientRow, Option<i64>)> = with_conn!(store, |conn| {
+        clients::table
+            .left_join(rate_limits::table.on(rate_limits::bucket.eq(bucket)))
+            .filter(clients::id.eq(id))
+            .select((ClientRow::as_select(), rate_limits::hits.nullable()))
+            .first(conn)
+            .await
+            .optional()?
+    });
+    row.map(|(client, failures)| Ok((Client::try_from(client)?, failures.unwrap_or(0))))
+        .transpose()
 }
 
 pub async fn list(store: &Store) -> StoreResult<Vec<Client>> {

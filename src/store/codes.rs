@@ -1,10 +1,11 @@
 //! Authorization codes: stored as digests, single use, bound to client, redirect URI,
 //! PKCE challenge and nonce.
 
-use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
+use diesel::{ExpressionMethods, JoinOnDsl, OptionalExtension, QueryDsl, SelectableHelper};
 use diesel_async::RunQueryDsl;
 
-use super::schema::authorization_codes;
+use super::schema::{authorization_codes, users};
+use super::users::User;
 use super::{Store, StoreResult, with_conn};
 
 #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
@@ -27,14 +28,6 @@ pub struct CodeRow {
     pub consumed_at: Option<i64>,
 }
 
-pub enum Consumed {
-    /// First use: the caller may redeem it.
-    First(CodeRow),
-    /// The code was redeemed before: RFC 6749 4.1.2 says revoke what it produced.
-    Reused(CodeRow),
-    Unknown,
-}
-
 pub async fn insert(store: &Store, row: &CodeRow) -> StoreResult<()> {
     with_conn!(store, |conn| {
         diesel::insert_into(authorization_codes::table)
@@ -45,20 +38,25 @@ pub async fn insert(store: &Store, row: &CodeRow) -> StoreResult<()> {
     })
 }
 
-pub async fn find(store: &Store, code_hash: &str) -> StoreResult<Option<CodeRow>> {
+/// The code with its user (`None` for a deleted user), read in one statement.
+pub async fn find_with_user(
+    store: &Store,
+    code_hash: &str,
+) -> StoreResult<Option<(CodeRow, Option<User>)>> {
     with_conn!(store, |conn| {
         Ok(authorization_codes::table
-            .find(code_hash)
-            .select(CodeRow::as_select())
-            .first(conn)
+            .left_join(users::table.on(users::id.eq(authorization_codes::user_id)))
+            .filter(authorization_codes::code_hash.eq(code_hash))
+            .select((CodeRow::as_select(), Option::<User>::as_select()))
+            .first::<(CodeRow, Option<User>)>(conn)
             .await
             .optional()?)
     })
 }
 
-/// Marks the code used in one conditional UPDATE, so two concurrent redemptions
-/// (even on two replicas) cannot both succeed.
-pub async fn consume(store: &Store, code_hash: &str, now: i64) -> StoreResult<Consumed> {
+/// Marks the code used in one conditional UPDATE, so two concurrent redemptions (even on two
+/// replicas) cannot both succeed. `false`: it was redeemed before (or purged) in the meantime.
+pub async fn consume(store: &Store, code_hash: &str, now: i64) -> StoreResult<bool> {
     with_conn!(store, |conn| {
         let claimed = diesel::update(
             authorization_codes::table
@@ -68,17 +66,7 @@ pub async fn consume(store: &Store, code_hash: &str, now: i64) -> StoreResult<Co
         .set(authorization_codes::consumed_at.eq(Some(now)))
         .execute(conn)
         .await?;
-        let row = authorization_codes::table
-            .find(code_hash)
-            .select(CodeRow::as_select())
-            .first(conn)
-            .await
-            .optional()?;
-        Ok(match (claimed, row) {
-            (1, Some(row)) => Consumed::First(row),
-            (_, Some(row)) => Consumed::Reused(row),
-            (_, None) => Consumed::Unknown,
-        })
+        Ok(claimed == 1)
     })
 }
 

@@ -1,10 +1,15 @@
 //! Refresh tokens: digests only, rotated on every use; a second use of a rotated token
 //! is theft or a bug, and revokes the whole family (its grant).
 
-use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
+use diesel::{
+    ExpressionMethods, JoinOnDsl, NullableExpressionMethods, OptionalExtension, QueryDsl,
+    SelectableHelper,
+};
 use diesel_async::RunQueryDsl;
 
-use super::schema::refresh_tokens;
+use super::grants::GrantRow;
+use super::schema::{grants, refresh_tokens, users};
+use super::users::User;
 use super::{Store, StoreResult, with_conn};
 
 #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
@@ -17,10 +22,12 @@ pub struct RefreshTokenRow {
     pub used_at: Option<i64>,
 }
 
-pub enum Used {
-    First(RefreshTokenRow),
-    Reused(RefreshTokenRow),
-    Unknown,
+/// A refresh token with its grant and the grant's user (`None` for a deleted user), read in
+/// one statement: the refresh grant is a hot path and each statement is a round trip.
+pub struct WithGrant {
+    pub token: RefreshTokenRow,
+    pub grant: GrantRow,
+    pub user: Option<User>,
 }
 
 pub async fn insert(store: &Store, row: &RefreshTokenRow) -> StoreResult<()> {
@@ -33,8 +40,9 @@ pub async fn insert(store: &Store, row: &RefreshTokenRow) -> StoreResult<()> {
     })
 }
 
-/// Marks the token used in one conditional UPDATE (see `codes::consume`).
-pub async fn use_once(store: &Store, token_hash: &str, now: i64) -> StoreResult<Used> {
+/// Marks the token used in one conditional UPDATE, so two concurrent uses (even on two
+/// replicas) cannot both succeed. `false`: it was used before (or purged) in the meantime.
+pub async fn use_once(store: &Store, token_hash: &str, now: i64) -> StoreResult<bool> {
     with_conn!(store, |conn| {
         let claimed = diesel::update(
             refresh_tokens::table
@@ -44,17 +52,25 @@ pub async fn use_once(store: &Store, token_hash: &str, now: i64) -> StoreResult<
         .set(refresh_tokens::used_at.eq(Some(now)))
         .execute(conn)
         .await?;
-        let row = refresh_tokens::table
-            .find(token_hash)
-            .select(RefreshTokenRow::as_select())
-            .first(conn)
+        Ok(claimed == 1)
+    })
+}
+
+pub async fn find_with_grant(store: &Store, token_hash: &str) -> StoreResult<Option<WithGrant>> {
+    with_conn!(store, |conn| {
+        let found = refresh_tokens::table
+            .inner_join(grants::table.on(grants::id.eq(refresh_tokens::grant_id)))
+            .left_join(users::table.on(grants::user_id.eq(users::id.nullable())))
+            .filter(refresh_tokens::token_hash.eq(token_hash))
+            .select((
+                RefreshTokenRow::as_select(),
+                GrantRow::as_select(),
+                Option::<User>::as_select(),
+            ))
+            .first::<(RefreshTokenRow, GrantRow, Option<User>)>(conn)
             .await
             .optional()?;
-        Ok(match (claimed, row) {
-            (1, Some(row)) => Used::First(row),
-            (_, Some(row)) => Used::Reused(row),
-            (_, None) => Used::Unknown,
-        })
+        Ok(found.map(|(token, grant, user)| WithGrant { token, grant, user }))
     })
 }
 

@@ -6,10 +6,10 @@ use crate::http::params::Params;
 use crate::oidc::authorize::pkce;
 use crate::oidc::scope::Scope;
 use crate::security::digest;
+use crate::store;
 use crate::store::clients::Client;
-use crate::store::codes::{self, Consumed};
+use crate::store::codes;
 use crate::store::grants::{self, GrantRow};
-use crate::store::{self, users};
 
 use super::issue::{self, Issue};
 
@@ -26,30 +26,22 @@ pub async fn exchange(
         .ok_or_else(|| Error::invalid_request("redirect_uri is required"))?;
     let now = store::now();
     let hash = digest(code);
-    // Another client presenting a code learns nothing and burns nothing.
-    if codes::find(&app.store, &hash)
+    let (row, user) = codes::find_with_user(&app.store, &hash)
         .await?
-        .is_some_and(|c| c.client_id != client.id)
-    {
+        .ok_or_else(|| Error::invalid_grant("the authorization code is invalid"))?;
+    // Another client presenting a code learns nothing and burns nothing.
+    if row.client_id != client.id {
         return Err(Error::invalid_grant(
             "the authorization code was issued to another client",
         ));
     }
-    let row = match codes::consume(&app.store, &hash, now).await? {
-        Consumed::First(row) => row,
-        Consumed::Reused(row) => {
-            // RFC 6749 §4.1.2: a reused code SHOULD revoke the tokens issued from it.
-            grants::revoke(&app.store, &row.grant_id, now).await?;
-            tracing::warn!(client_id = %row.client_id, "authorization code reused; grant revoked");
-            return Err(Error::invalid_grant(
-                "the authorization code was already used",
-            ));
-        }
-        Consumed::Unknown => return Err(Error::invalid_grant("the authorization code is invalid")),
-    };
-    if row.client_id != client.id {
+    // The one conditional UPDATE decides between two concurrent redemptions; the loser is a reuse.
+    if row.consumed_at.is_some() || !codes::consume(&app.store, &hash, now).await? {
+        // RFC 6749 §4.1.2: a reused code SHOULD revoke the tokens issued from it.
+        grants::revoke(&app.store, &row.grant_id, now).await?;
+        tracing::warn!(client_id = %row.client_id, "authorization code reused; grant revoked");
         return Err(Error::invalid_grant(
-            "the authorization code was issued to another client",
+            "the authorization code was already used",
         ));
     }
     if row.expires_at < now {
@@ -72,8 +64,7 @@ pub async fn exchange(
         }
         (None, None) => {}
     }
-    let user = users::find(&app.store, &row.user_id)
-        .await?
+    let user = user
         .filter(|u| !u.disabled)
         .ok_or_else(|| Error::invalid_grant("the user is no longer active"))?;
     let scope = Scope::parse(&row.scope);

@@ -11,6 +11,7 @@ use crate::http::params::Params;
 use crate::security::rate_limit::{self, Decision};
 use crate::security::{constant_time_eq, digest};
 use crate::store::clients::{self, Client};
+use crate::store::rate_limits;
 
 const KIND: &str = "client-auth";
 
@@ -92,19 +93,23 @@ pub async fn authenticate(
 ) -> Result<Client, Error> {
     let presented = presented(headers, params)?;
     let policy = &app.config.rate_limits.client_auth_per_client;
-    if let Decision::Limited { retry_after_secs } =
-        rate_limit::check(&app.store, KIND, &presented.client_id, policy).await?
-    {
+    let window = rate_limit::window(KIND, &presented.client_id, policy);
+    // The limit is checked before the secret, with the client read in the same statement.
+    let found = if presented.client_id.len() <= 256 {
+        clients::find_with_failures(&app.store, &presented.client_id, &window.bucket).await?
+    } else {
+        None
+    };
+    let (client, failures) = match found {
+        Some((client, failures)) => (Some(client), failures),
+        None => (None, rate_limits::count(&app.store, &window.bucket).await?),
+    };
+    if let Decision::Limited { retry_after_secs } = window.decision(failures, policy) {
         return Err(Error::RateLimited {
             retry_after_secs,
             description: "too many failed client authentications; try again later".into(),
         });
     }
-    let client = if presented.client_id.len() <= 256 {
-        clients::find(&app.store, &presented.client_id).await?
-    } else {
-        None
-    };
     let verdict = match (&client, &presented.secret) {
         (None, _) => Err("unknown client"),
         (Some(c), None) if c.is_public() => Ok(()),

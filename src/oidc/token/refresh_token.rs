@@ -9,8 +9,7 @@ use crate::oidc::scope::Scope;
 use crate::security::digest;
 use crate::store::clients::Client;
 use crate::store::grants;
-use crate::store::refresh_tokens::{self, Used};
-use crate::store::{self, users};
+use crate::store::{self, refresh_tokens};
 
 use super::issue::{self, Issue};
 
@@ -26,12 +25,13 @@ pub async fn exchange(
     let hash = digest(token);
     // Every check runs before the token is marked used: a request that is refused (another
     // client's token, a wider scope) must not burn the owner's token or trip reuse detection.
-    let row = refresh_tokens::find(&app.store, &hash)
+    let refresh_tokens::WithGrant {
+        token: row,
+        grant,
+        user,
+    } = refresh_tokens::find_with_grant(&app.store, &hash)
         .await?
         .ok_or_else(|| Error::invalid_grant("the refresh token is invalid"))?;
-    let grant = grants::find(&app.store, &row.grant_id)
-        .await?
-        .ok_or_else(|| Error::invalid_grant("the refresh token has been revoked"))?;
     if grant.client_id != client.id {
         return Err(Error::invalid_grant(
             "the refresh token was issued to another client",
@@ -47,10 +47,8 @@ pub async fn exchange(
         return Err(Error::invalid_grant("the refresh token has been revoked"));
     }
     let user = match &grant.user_id {
-        Some(id) => Some(
-            users::find(&app.store, id)
-                .await?
-                .filter(|u| !u.disabled)
+        Some(_) => Some(
+            user.filter(|u| !u.disabled)
                 .ok_or_else(|| Error::invalid_grant("the user is no longer active"))?,
         ),
         None => None,
@@ -70,11 +68,9 @@ pub async fn exchange(
         }
         None => granted,
     };
-    // The one conditional UPDATE decides between two concurrent uses.
-    match refresh_tokens::use_once(&app.store, &hash, now).await? {
-        Used::First(_) => {}
-        Used::Reused(row) => return Err(reused(app, &row.grant_id, now).await),
-        Used::Unknown => return Err(Error::invalid_grant("the refresh token is invalid")),
+    // The one conditional UPDATE decides between two concurrent uses; the loser is a reuse.
+    if !refresh_tokens::use_once(&app.store, &hash, now).await? {
+        return Err(reused(app, &row.grant_id, now).await);
     }
     issue::respond(
         app,
