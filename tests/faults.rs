@@ -676,6 +676,32 @@ async fn sqlite_sigkill_during_writes_loses_no_acknowledged_sign_in() {
     );
 }
 
+/// A migrated SQLite database in `data` for the start-up tests.
+fn migrated_sqlite(data: &Path) {
+    let (ok, _, err) = admin(
+        &["migrate"],
+        &[("TESSERA_DATA_DIR", data.display().to_string())],
+    );
+    assert!(ok, "{err}");
+}
+
+/// Runs `tessera serve` (from `command`) on `data` until it exits; returns its output and how
+/// long start-up took to give up.
+async fn start_up(mut command: Command, data: &Path) -> (std::process::Output, Duration) {
+    command
+        .arg("serve")
+        .env_remove("TESSERA_DATABASE_URL")
+        .env_remove("TESSERA_CONFIG")
+        .env("TESSERA_DATA_DIR", data)
+        .env("TESSERA_BIND", format!("127.0.0.1:{}", free_port()))
+        .env("TESSERA_METRICS_BIND", "off");
+    let started = Instant::now();
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    (out, started.elapsed())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_locked_sqlite_database_is_a_clear_start_up_error_not_a_hang() {
     use diesel::Connection;
@@ -686,32 +712,12 @@ async fn a_locked_sqlite_database_is_a_clear_start_up_error_not_a_hang() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tessera.db");
-    let (ok, _, err) = admin(
-        &["migrate"],
-        &[("TESSERA_DATA_DIR", dir.path().display().to_string())],
-    );
-    assert!(ok, "{err}");
+    migrated_sqlite(dir.path());
     // Another process (here: a connection of the test's own) holds the write lock.
     let mut holder = diesel::sqlite::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
     holder.batch_execute("BEGIN EXCLUSIVE").unwrap();
 
-    let started = Instant::now();
-    let out = tokio::task::spawn_blocking({
-        let dir = dir.path().to_owned();
-        move || {
-            Command::new(env!("CARGO_BIN_EXE_tessera"))
-                .arg("serve")
-                .env_remove("TESSERA_DATABASE_URL")
-                .env("TESSERA_DATA_DIR", &dir)
-                .env("TESSERA_BIND", format!("127.0.0.1:{}", free_port()))
-                .env("TESSERA_METRICS_BIND", "off")
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
-    let waited = started.elapsed();
+    let (out, waited) = start_up(Command::new(env!("CARGO_BIN_EXE_tessera")), dir.path()).await;
     holder.batch_execute("ROLLBACK").unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "start-up fails");
@@ -737,11 +743,7 @@ async fn an_unwritable_sqlite_database_is_a_clear_start_up_error() {
     let scratch = tempfile::tempdir().unwrap();
     let data = scratch.path().join("data");
     std::fs::create_dir(&data).unwrap();
-    let (ok, _, err) = admin(
-        &["migrate"],
-        &[("TESSERA_DATA_DIR", data.display().to_string())],
-    );
-    assert!(ok, "{err}");
+    migrated_sqlite(&data);
     let chmod = |path: &Path, mode: u32| {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
     };
@@ -758,7 +760,7 @@ async fn an_unwritable_sqlite_database_is_a_clear_start_up_error() {
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    let mut command = if is_root {
+    let command = if is_root {
         let binary = scratch.path().join("tessera");
         std::fs::copy(env!("CARGO_BIN_EXE_tessera"), &binary).unwrap();
         chmod(&binary, 0o755);
@@ -768,18 +770,7 @@ async fn an_unwritable_sqlite_database_is_a_clear_start_up_error() {
     } else {
         Command::new(env!("CARGO_BIN_EXE_tessera"))
     };
-    command
-        .arg("serve")
-        .env_remove("TESSERA_DATABASE_URL")
-        .env_remove("TESSERA_CONFIG")
-        .env("TESSERA_DATA_DIR", &data)
-        .env("TESSERA_BIND", format!("127.0.0.1:{}", free_port()))
-        .env("TESSERA_METRICS_BIND", "off");
-    let started = Instant::now();
-    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
-    let waited = started.elapsed();
+    let (out, waited) = start_up(command, &data).await;
     chmod(&data, 0o755);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "start-up fails: {stderr}");

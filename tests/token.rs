@@ -150,6 +150,67 @@ async fn expired_codes_are_refused() {
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")));
 }
 
+/// Eight simultaneous uses of one code, then of one refresh token: the conditional UPDATE lets
+/// exactly one through and every loser gets `invalid_grant`. A losing refresh counts as a
+/// reuse and revokes the family, whether it lost the race or arrived after the winner.
+#[tokio::test(flavor = "multi_thread")]
+async fn simultaneous_uses_of_a_code_or_refresh_token_let_exactly_one_through() {
+    let server = TestServer::start().await;
+    let (client_id, secret) = server.client(false, REDIRECT).await;
+    server.user("race@example.com").await;
+    let secret = secret.unwrap();
+    let statuses = |results: &[(u16, serde_json::Value)]| {
+        let winners: Vec<_> = results.iter().filter(|(s, _)| *s == 200).collect();
+        for (status, body) in results.iter().filter(|(s, _)| *s != 200) {
+            assert_eq!(
+                (*status, body["error"].as_str()),
+                (400, Some("invalid_grant"))
+            );
+        }
+        assert_eq!(winners.len(), 1, "exactly one use wins: {results:?}");
+        winners[0].1.clone()
+    };
+
+    let (code, verifier) = code_for(&server, &client_id, "race@example.com").await;
+    let exchanges = (0..8).map(|_| {
+        exchange(
+            &server,
+            &client_id,
+            Some(&secret),
+            &code,
+            REDIRECT,
+            &verifier,
+        )
+    });
+    statuses(&futures_util::future::join_all(exchanges).await);
+
+    let (code, verifier) = code_for(&server, &client_id, "race@example.com").await;
+    let (_, first) = exchange(
+        &server,
+        &client_id,
+        Some(&secret),
+        &code,
+        REDIRECT,
+        &verifier,
+    )
+    .await;
+    let token = first["refresh_token"].as_str().unwrap();
+    let refreshes = (0..8).map(|_| common::refresh(&server, &client_id, &secret, token));
+    let winner = statuses(&futures_util::future::join_all(refreshes).await);
+    let (status, body) = common::refresh(
+        &server,
+        &client_id,
+        &secret,
+        winner["refresh_token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "family revoked"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn refresh_tokens_rotate_keep_auth_time_and_reuse_revokes_the_family() {
     let server = TestServer::start().await;
