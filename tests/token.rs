@@ -151,24 +151,28 @@ async fn expired_codes_are_refused() {
 }
 
 /// Eight simultaneous uses of one code, then of one refresh token: the conditional UPDATE lets
-/// exactly one through and every loser gets `invalid_grant`. A losing refresh counts as a
-/// reuse and revokes the family, whether it lost the race or arrived after the winner.
+/// at most one through, every loser gets `invalid_grant` and counts as a reuse, whether it lost
+/// the race or arrived after the winner: what the winner received is revoked (RFC 6749 §4.1.2,
+/// RFC 9700 §4.14.2). A loser may even preempt the winner's grant, so that no use succeeds.
 #[tokio::test(flavor = "multi_thread")]
-async fn simultaneous_uses_of_a_code_or_refresh_token_let_exactly_one_through() {
+async fn simultaneous_uses_of_a_code_or_refresh_token_leave_nothing_alive() {
     let server = TestServer::start().await;
     let (client_id, secret) = server.client(false, REDIRECT).await;
     server.user("race@example.com").await;
     let secret = secret.unwrap();
-    let statuses = |results: &[(u16, serde_json::Value)]| {
-        let winners: Vec<_> = results.iter().filter(|(s, _)| *s == 200).collect();
+    let winners = |results: Vec<(u16, serde_json::Value)>| {
         for (status, body) in results.iter().filter(|(s, _)| *s != 200) {
             assert_eq!(
                 (*status, body["error"].as_str()),
                 (400, Some("invalid_grant"))
             );
         }
-        assert_eq!(winners.len(), 1, "exactly one use wins: {results:?}");
-        winners[0].1.clone()
+        let winners: Vec<_> = results.into_iter().filter(|(s, _)| *s == 200).collect();
+        assert!(winners.len() <= 1, "at most one use wins: {winners:?}");
+        winners
+            .into_iter()
+            .map(|(_, body)| body)
+            .collect::<Vec<_>>()
     };
 
     let (code, verifier) = code_for(&server, &client_id, "race@example.com").await;
@@ -182,7 +186,10 @@ async fn simultaneous_uses_of_a_code_or_refresh_token_let_exactly_one_through() 
             &verifier,
         )
     });
-    statuses(&futures_util::future::join_all(exchanges).await);
+    for winner in winners(futures_util::future::join_all(exchanges).await) {
+        let access = winner["access_token"].as_str().unwrap();
+        assert_eq!(userinfo_status(&server, access).await, 401, "grant revoked");
+    }
 
     let (code, verifier) = code_for(&server, &client_id, "race@example.com").await;
     let (_, first) = exchange(
@@ -196,14 +203,14 @@ async fn simultaneous_uses_of_a_code_or_refresh_token_let_exactly_one_through() 
     .await;
     let token = first["refresh_token"].as_str().unwrap();
     let refreshes = (0..8).map(|_| common::refresh(&server, &client_id, &secret, token));
-    let winner = statuses(&futures_util::future::join_all(refreshes).await);
-    let (status, body) = common::refresh(
-        &server,
-        &client_id,
-        &secret,
-        winner["refresh_token"].as_str().unwrap(),
-    )
-    .await;
+    let won = winners(futures_util::future::join_all(refreshes).await);
+    assert_eq!(
+        won.len(),
+        1,
+        "the token's grant exists, so exactly one refresh wins"
+    );
+    let rotated = won[0]["refresh_token"].as_str().unwrap();
+    let (status, body) = common::refresh(&server, &client_id, &secret, rotated).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (400, Some("invalid_grant")),

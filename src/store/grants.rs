@@ -57,6 +57,40 @@ pub async fn revoke(store: &Store, id: &str, now: i64) -> StoreResult<()> {
     })
 }
 
+/// Revokes `row.id`; when no such grant exists yet, stores `row` already revoked, so that a
+/// later insert of that id fails (a code redeemed twice at once, see `authorization_code`).
+pub async fn revoke_or_preempt(store: &Store, row: &GrantRow, now: i64) -> StoreResult<()> {
+    with_conn!(store, |conn| {
+        let live = grants::table
+            .find(&row.id)
+            .filter(grants::revoked_at.is_null());
+        let revoked = diesel::update(live.clone())
+            .set(grants::revoked_at.eq(Some(now)))
+            .execute(conn)
+            .await?;
+        if revoked == 0 {
+            let preempting = GrantRow {
+                revoked_at: Some(now),
+                ..row.clone()
+            };
+            let inserted = diesel::insert_into(grants::table)
+                .values(&preempting)
+                .on_conflict(grants::id)
+                .do_nothing()
+                .execute(conn)
+                .await?;
+            if inserted == 0 {
+                // The winner stored it in between (or it was revoked already): revoke again.
+                diesel::update(live)
+                    .set(grants::revoked_at.eq(Some(now)))
+                    .execute(conn)
+                    .await?;
+            }
+        }
+        Ok(())
+    })
+}
+
 /// Deletes grants that expired or were revoked more than `keep_secs` ago (their refresh
 /// tokens go with them).
 pub async fn purge_ended(store: &Store, now: i64, keep_secs: i64) -> StoreResult<usize> {

@@ -37,8 +37,10 @@ pub async fn exchange(
     }
     // The one conditional UPDATE decides between two concurrent redemptions; the loser is a reuse.
     if row.consumed_at.is_some() || !codes::consume(&app.store, &hash, now).await? {
-        // RFC 6749 §4.1.2: a reused code SHOULD revoke the tokens issued from it.
-        grants::revoke(&app.store, &row.grant_id, now).await?;
+        // RFC 6749 §4.1.2: a reused code SHOULD revoke the tokens issued from it. The winner of
+        // a simultaneous redemption may not have stored its grant yet: preempting it with a
+        // revoked one makes the winner's insert fail instead of leaving its tokens alive.
+        grants::revoke_or_preempt(&app.store, &grant_from(app, &row, now), now).await?;
         tracing::warn!(client_id = %row.client_id, "authorization code reused; grant revoked");
         return Err(Error::invalid_grant(
             "the authorization code was already used",
@@ -68,31 +70,7 @@ pub async fn exchange(
         .filter(|u| !u.disabled)
         .ok_or_else(|| Error::invalid_grant("the user is no longer active"))?;
     let scope = Scope::parse(&row.scope);
-    // A grant with a refresh token lives as long as refresh tokens may. Without one it only
-    // records that the client took part in the session (for back-channel logout) and backs
-    // access tokens, so it need not outlive either; housekeeping can then purge it, and the
-    // table stays bounded by sign-in rate × session lifetime.
-    let lifetime = if scope.has("offline_access") {
-        app.config.tokens.refresh_token_ttl_secs
-    } else {
-        app.config
-            .sessions
-            .absolute_ttl_secs
-            .max(app.config.tokens.access_token_ttl_secs)
-    };
-    let grant = GrantRow {
-        id: row.grant_id.clone(),
-        client_id: client.id.clone(),
-        user_id: Some(user.id.clone()),
-        session_id: Some(row.session_id.clone()),
-        scope: row.scope.clone(),
-        auth_time: Some(row.auth_time),
-        amr: row.amr.clone(),
-        acr: Some(row.acr.clone()),
-        created_at: now,
-        expires_at: now + lifetime,
-        revoked_at: None,
-    };
+    let grant = grant_from(app, &row, now);
     grants::insert(&app.store, &grant).await.map_err(|e| {
         if e.is_unique_violation() {
             Error::oauth(
@@ -116,4 +94,33 @@ pub async fn exchange(
         },
     )
     .await
+}
+
+/// The grant a code's redemption stores.
+fn grant_from(app: &App, row: &codes::CodeRow, now: i64) -> GrantRow {
+    // A grant with a refresh token lives as long as refresh tokens may. Without one it only
+    // records that the client took part in the session (for back-channel logout) and backs
+    // access tokens, so it need not outlive either; housekeeping can then purge it, and the
+    // table stays bounded by sign-in rate × session lifetime.
+    let lifetime = if Scope::parse(&row.scope).has("offline_access") {
+        app.config.tokens.refresh_token_ttl_secs
+    } else {
+        app.config
+            .sessions
+            .absolute_ttl_secs
+            .max(app.config.tokens.access_token_ttl_secs)
+    };
+    GrantRow {
+        id: row.grant_id.clone(),
+        client_id: row.client_id.clone(),
+        user_id: Some(row.user_id.clone()),
+        session_id: Some(row.session_id.clone()),
+        scope: row.scope.clone(),
+        auth_time: Some(row.auth_time),
+        amr: row.amr.clone(),
+        acr: Some(row.acr.clone()),
+        created_at: now,
+        expires_at: now + lifetime,
+        revoked_at: None,
+    }
 }
