@@ -36,6 +36,8 @@ pub struct App {
     pub http: openidconnect::reqwest::Client,
     /// WebAuthn relying party; `None` when the issuer's host is an IP address.
     pub passkeys: Option<crate::authn::passkey::Passkeys>,
+    /// Wakes watchers (a waiting QR page) when a row they watch changes, across replicas.
+    pub changes: crate::store::notifications::Changes,
 }
 
 pub type AppState = Arc<App>;
@@ -84,6 +86,7 @@ pub async fn build(config: Config) -> Result<AppState, String> {
         discovery,
         http,
         passkeys,
+        changes: Default::default(),
     });
     crate::ui::account::ensure_client(&app).await?;
     if app.config.demo {
@@ -138,7 +141,9 @@ pub fn router(app: AppState) -> Router {
         .merge(crate::oidc::routes())
         .merge(crate::ui::interaction::routes())
         .merge(crate::ui::account::routes())
-        .merge(crate::ui::passkeys::routes());
+        .merge(crate::ui::passkeys::routes())
+        .merge(crate::ui::qr::routes())
+        .merge(crate::ui::devices::routes());
     if app.config.demo {
         router = router.nest("/demo", crate::demo::routes());
     }
@@ -207,6 +212,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Str
         None => None,
     };
     spawn_background_jobs(app.clone(), shutdown.subscribe());
+    app.changes.spawn_listener(&app.store, shutdown.subscribe());
     let service = router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
         axum::serve(listener, service)

@@ -35,6 +35,7 @@ pub struct Config {
     pub tokens: TokenSettings,
     pub sessions: SessionSettings,
     pub rate_limits: RateLimitSettings,
+    pub qr: QrSettings,
     /// Name of the reauthentication claim in ID tokens and userinfo.
     pub reauthentication_claim: String,
     /// The demo app's freshness window for its sensitive operation (seconds since `auth_time`).
@@ -77,6 +78,29 @@ pub struct SessionSettings {
     pub absolute_ttl_secs: i64,
 }
 
+/// QR cross-device sign-in lifetimes (README "QR sign-in"): short on purpose, since a QR
+/// code that lives long is one an attacker has time to relay.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QrSettings {
+    /// How long a QR code can be scanned; the page shows a new one when it expires.
+    pub code_ttl_secs: i64,
+    /// How long the phone has to decide after scanning.
+    pub decide_within_secs: i64,
+    /// How long the waiting browser has to redeem the approval.
+    pub grant_ttl_secs: i64,
+}
+
+impl Default for QrSettings {
+    fn default() -> Self {
+        QrSettings {
+            code_ttl_secs: 120,
+            decide_within_secs: 60,
+            grant_ttl_secs: 30,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitSettings {
@@ -104,6 +128,7 @@ impl Default for Config {
             tokens: TokenSettings::default(),
             sessions: SessionSettings::default(),
             rate_limits: RateLimitSettings::default(),
+            qr: QrSettings::default(),
             reauthentication_claim: "can_reauthenticate".into(),
             demo_reauthenticate_after_secs: 300,
         }

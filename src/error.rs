@@ -308,3 +308,47 @@ impl IntoResponse for PageError {
         response
     }
 }
+
+/// The same errors for JSON APIs (the QR page's calls, companion apps): a page error becomes
+/// `{"error", "error_description"}` with the page's status instead of HTML.
+#[derive(Debug)]
+pub struct JsonError(pub Error);
+
+impl From<Error> for JsonError {
+    fn from(e: Error) -> Self {
+        JsonError(e)
+    }
+}
+
+impl From<StoreError> for JsonError {
+    fn from(e: StoreError) -> Self {
+        JsonError(e.into())
+    }
+}
+
+impl IntoResponse for JsonError {
+    fn into_response(self) -> Response {
+        match self.0 {
+            Error::Page {
+                status, message, ..
+            } => {
+                let code = match status {
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => "access_denied",
+                    StatusCode::NOT_FOUND => "not_found",
+                    StatusCode::CONFLICT | StatusCode::GONE => "invalid_state",
+                    _ => "invalid_request",
+                };
+                let mut response = (
+                    status,
+                    axum::Json(json!({"error": code, "error_description": message})),
+                )
+                    .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                response
+            }
+            other => other.into_response(),
+        }
+    }
+}

@@ -20,18 +20,27 @@ fn main() -> std::process::ExitCode {
     runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(config).await,
-            command => match tessera::admin::cli::run_admin(&config, command).await {
-                Ok(out) => {
-                    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
-                    std::process::ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("{}", serde_json::json!({ "error": e }));
-                    std::process::ExitCode::FAILURE
-                }
-            },
+            // The companion is a client of a server: it never opens the database.
+            Command::Device(command) => {
+                print_outcome(tessera::companion::run(&config.issuer, command).await)
+            }
+            command => print_outcome(tessera::admin::cli::run_admin(&config, command).await),
         }
     })
+}
+
+/// Commands print JSON for scripts: the result on stdout, or `{"error"}` on stderr.
+fn print_outcome(outcome: Result<serde_json::Value, String>) -> std::process::ExitCode {
+    match outcome {
+        Ok(out) => {
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}", serde_json::json!({ "error": e }));
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 async fn serve(config: Config) -> std::process::ExitCode {

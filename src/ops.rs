@@ -37,6 +37,11 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../static/webauthn.js"),
     ),
+    (
+        "qr.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../static/qr.js"),
+    ),
 ];
 
 pub async fn static_file(Path(file): Path<String>) -> Response {
@@ -69,7 +74,7 @@ pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response 
 /// Deletes what has expired, so that every table stays bounded by rate × lifetime: codes and
 /// rotated refresh tokens (kept `tokens.reuse_detection_secs` past use or expiry so that a
 /// late replay is still recognised), pending requests, sessions, grants, rate-limit windows,
-/// retired keys and WebAuthn ceremonies.
+/// retired keys, WebAuthn ceremonies and QR sign-ins.
 pub async fn housekeeping(app: &App) {
     let now = store::now();
     let reuse_window = app.config.tokens.reuse_detection_secs;
@@ -105,6 +110,14 @@ pub async fn housekeeping(app: &App) {
         (
             "WebAuthn ceremonies",
             store::passkeys::purge_expired_ceremonies(&app.store, now).await,
+        ),
+        (
+            "QR sign-ins",
+            store::qr_logins::purge_expired(&app.store, now).await,
+        ),
+        (
+            "device challenges and enrollment codes",
+            store::devices::purge_expired(&app.store, now).await,
         ),
     ];
     for (what, result) in results {

@@ -14,61 +14,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::passkey::{REDIRECT, data_attr, passkey_sign_in, post_json, register};
-use common::process::{Process, admin, free_port};
+use common::process::{self, Process, admin, free_port, shared_database, using_postgres};
 use common::{
     Browser, Landing, PASSWORD, TestServer, authorize_url, authorize_url_at, hidden, refresh,
     sign_in, token_request_at,
 };
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
-fn using_postgres() -> Option<String> {
-    std::env::var("TESSERA_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-}
-
-/// A fresh database for spawned replicas: a SQLite file in `dir`, or a new PostgreSQL
-/// database when the suite runs on PostgreSQL.
-async fn shared_database(dir: &Path) -> String {
-    match using_postgres() {
-        Some(base) => common::fresh_postgres_database(&base).await,
-        None => format!("sqlite://{}", dir.join("tessera.db").display()),
-    }
-}
-
-/// Client and user written straight through the library into the replicas' database.
+/// Client and user written straight into the replicas' database.
 async fn provision(database_url: &str, email: &str) -> (String, String) {
-    let store = tessera::store::Store::connect(database_url, 2)
-        .await
-        .unwrap();
-    let org = tessera::store::orgs::ensure_default(&store).await.unwrap();
-    let (client_id, secret) = tessera::admin::create_client(
-        &store,
-        tessera::admin::NewClient {
-            org_id: &org.id,
-            name: "Fault app",
-            redirect_uris: &[REDIRECT.to_owned()],
-            post_logout_redirect_uris: &[],
-            public: false,
-            id: None,
-            secret: None,
-            backchannel_logout_uri: None,
-        },
-    )
-    .await
-    .unwrap();
-    tessera::admin::create_user(
-        &store,
-        tessera::admin::NewUser {
-            org_id: &org.id,
-            email,
-            name: Some("Fault User"),
-            password: Some(PASSWORD.into()),
-            email_verified: true,
-        },
-    )
-    .await
-    .unwrap();
+    let (client_id, secret) = process::provision(database_url, REDIRECT, false, email).await;
     (client_id, secret.unwrap())
 }
 
@@ -77,6 +32,7 @@ fn same_browser_at(browser: &Browser, base: &str) -> Browser {
     Browser {
         http: browser.http.clone(),
         base: base.to_owned(),
+        jar: browser.jar.clone(),
     }
 }
 
@@ -978,19 +934,9 @@ async fn client_secret_guessing_is_limited_across_replicas_with_retry_after() {
 
 /// A browser whose cookie jar the test can read.
 fn browser_with_jar(base: &str) -> (Browser, Arc<reqwest::cookie::Jar>) {
-    let jar = Arc::new(reqwest::cookie::Jar::default());
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_provider(jar.clone())
-        .build()
-        .unwrap();
-    (
-        Browser {
-            http,
-            base: base.to_owned(),
-        },
-        jar,
-    )
+    let browser = Browser::new(base);
+    let jar = browser.jar.clone();
+    (browser, jar)
 }
 
 #[tokio::test(flavor = "multi_thread")]

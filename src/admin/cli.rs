@@ -42,6 +42,9 @@ pub enum Command {
     /// Write a consistent copy of the SQLite database to FILE, while the server runs.
     /// (PostgreSQL: use pg_dump; see README, Operations.)
     Backup { file: PathBuf },
+    /// The reference companion app: enroll this machine as a device, approve QR sign-ins.
+    #[command(subcommand)]
+    Device(crate::companion::DeviceCommand),
     /// Replace the configured SQLite database with the backup FILE, after checking it.
     /// Refuses while a server uses the database. (PostgreSQL: use pg_restore.)
     Restore {
@@ -134,7 +137,7 @@ pub async fn run_admin(config: &Config, command: Command) -> Result<serde_json::
         .await
         .map_err(|e| e.to_string())?;
     match command {
-        Command::Serve => unreachable!("serve is handled by main"),
+        Command::Serve | Command::Device(_) => unreachable!("handled by main"),
         Command::Migrate => Ok(json!({ "migrated": true, "backend": store.backend_name() })),
         Command::Client(c) => client(&store, c).await,
         Command::User(c) => user(&store, c).await,

@@ -2,8 +2,10 @@
 //! share: the RFC 8176 `amr` values and `acr` levels a sign-in produces, and whether a user
 //! can re-prove presence (the reauthentication claim).
 
+pub mod device;
 pub mod passkey;
 pub mod password;
+pub mod qr;
 
 use crate::store::users::User;
 use crate::store::{Store, StoreResult};
@@ -50,11 +52,15 @@ impl Authentication {
     }
 }
 
-/// True when the user holds a method that can re-prove presence interactively: a password
-/// or a passkey that has not been flagged.
+/// True when the user holds a method that can re-prove presence interactively: a password,
+/// a passkey that has not been flagged, or an enrolled companion device (which approves a QR
+/// sign-in with its key).
 pub async fn can_reauthenticate(store: &Store, user: &User) -> StoreResult<bool> {
     if user.password_hash.is_some() {
         return Ok(true);
     }
-    Ok(crate::store::passkeys::count_usable_for_user(store, &user.id).await? > 0)
+    if crate::store::passkeys::count_usable_for_user(store, &user.id).await? > 0 {
+        return Ok(true);
+    }
+    Ok(crate::store::devices::count_for_user(store, &user.id).await? > 0)
 }

@@ -1,6 +1,8 @@
 //! Small security primitives that every other module uses: randomness, digests of
 //! secrets, constant-time comparison, encryption at rest and rate limiting.
 
+pub mod device_key;
+pub mod jwe;
 pub mod master_key;
 pub mod rate_limit;
 

@@ -9,10 +9,13 @@ pub mod auth_requests;
 pub mod backup;
 pub mod clients;
 pub mod codes;
+pub mod devices;
 pub mod grants;
 pub mod keys;
+pub mod notifications;
 pub mod orgs;
 pub mod passkeys;
+pub mod qr_logins;
 pub mod rate_limits;
 pub mod refresh_tokens;
 pub mod schema;
@@ -186,6 +189,11 @@ impl Store {
                 "unsupported database URL {url:?}: use sqlite://PATH or postgres://…"
             ))
         }
+    }
+
+    /// The connection URL (SQLite: the file path), for connections outside the pool.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     pub fn backend_name(&self) -> &'static str {

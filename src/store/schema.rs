@@ -181,7 +181,65 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    qr_logins (id_hash) {
+        id_hash -> Text,
+        browser_hash -> Text,
+        request_id -> Text,
+        client_id -> Text,
+        browser_key -> Text,
+        desktop_user_agent -> Nullable<Text>,
+        desktop_ip -> Nullable<Text>,
+        state -> Text,
+        match_code -> Text,
+        claimed_by -> Nullable<Text>,
+        claimed_at -> Nullable<BigInt>,
+        phone_user_agent -> Nullable<Text>,
+        phone_ip -> Nullable<Text>,
+        wrong_codes -> Integer,
+        user_id -> Nullable<Text>,
+        approved_amr -> Nullable<Text>,
+        grant_hash -> Nullable<Text>,
+        sealed_grant -> Nullable<Text>,
+        grant_expires_at -> Nullable<BigInt>,
+        version -> Integer,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    devices (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        public_key -> Text,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    device_enrollments (code_hash) {
+        code_hash -> Text,
+        user_id -> Text,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    device_challenges (challenge_hash) {
+        challenge_hash -> Text,
+        qr_id_hash -> Text,
+        expires_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    qr_logins,
+    devices,
+    device_enrollments,
+    device_challenges,
     passkeys,
     webauthn_ceremonies,
     organizations,

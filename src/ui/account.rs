@@ -8,7 +8,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -113,7 +113,7 @@ pub(crate) async fn signed_in_with_csrf(
     Ok(current)
 }
 
-fn when(ts: i64) -> String {
+pub(crate) fn when(ts: i64) -> String {
     let ago = store::now() - ts;
     match ago {
         i64::MIN..=59 => "just now".into(),
@@ -175,14 +175,28 @@ async fn page(
             Some("Confirm it's you first: sign in again, then repeat the change.")
         }
         Some("passkey-deleted") => Some("The passkey was deleted."),
+        Some("device-removed") => {
+            Some("The device was removed: it can no longer approve sign-ins.")
+        }
         _ => None,
     };
+    let device_views = crate::store::devices::list_for_user(&app.store, &current.user.id)
+        .await?
+        .into_iter()
+        .map(|d| super::views::DeviceView {
+            id: d.id,
+            name: d.name,
+            created: when(d.created_at),
+            last_used: d.last_used_at.map(when).unwrap_or_else(|| "never".into()),
+        })
+        .collect();
     Ok(super::render(&AccountPage {
         email: &current.user.email,
         csrf: &csrf(&app, &current.session.id),
         sessions: session_views,
         passkeys_enabled: app.passkeys.is_some(),
         passkeys: passkey_views,
+        devices: device_views,
         notice,
     }))
 }
@@ -190,6 +204,19 @@ async fn page(
 #[derive(Deserialize)]
 pub struct LoginQuery {
     prompt: Option<String>,
+    /// A page of ours to return to after signing in (a scanned QR code).
+    next: Option<String>,
+}
+
+/// `next` as a path of ours that may follow a sign-in: only the phone's QR and device
+/// pages, so the parameter can never become an open redirect.
+pub(crate) fn safe_next(next: &str) -> Option<&str> {
+    let allowed = next.starts_with("/qr/") || next == "/device" || next.starts_with("/device?");
+    let plain = next.len() <= 200
+        && next
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/?=&-_".contains(c));
+    (allowed && plain).then_some(next)
 }
 
 /// Signs in to the account console through the ordinary authorization endpoint. Only the
@@ -210,12 +237,26 @@ async fn login(State(app): State<AppState>, Query(q): Query<LoginQuery>) -> Resp
     if q.prompt.as_deref() == Some("login") {
         url.query_pairs_mut().append_pair("prompt", "login");
     }
+    // The page to return to rides in `state`, and is checked again when it comes back.
+    if let Some(next) = q.next.as_deref().and_then(safe_next) {
+        url.query_pairs_mut().append_pair("state", next);
+    }
     redirect(url.as_str())
 }
 
-async fn callback(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
+async fn callback(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    let params = Params::parse(query.unwrap_or_default().as_bytes());
     match session::current(&app, &headers).await? {
-        Some(_) => Ok(redirect("/account")),
+        Some(_) => Ok(redirect(
+            params
+                .get("state")
+                .and_then(safe_next)
+                .unwrap_or("/account"),
+        )),
         None => Err(not_signed_in().into()),
     }
 }

@@ -2,8 +2,10 @@
 //! turn form posts into calls to `authn` and `session`; the view structs live in `views`.
 
 pub mod account;
+pub mod devices;
 pub mod interaction;
 pub mod passkeys;
+pub mod qr;
 pub mod views;
 
 use askama::Template;

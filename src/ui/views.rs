@@ -92,6 +92,7 @@ pub struct AccountPage<'a> {
     pub sessions: Vec<SessionView>,
     pub passkeys_enabled: bool,
     pub passkeys: Vec<PasskeyView>,
+    pub devices: Vec<DeviceView>,
     pub notice: Option<&'a str>,
 }
 
@@ -110,4 +111,44 @@ pub struct PasskeyOfferPage<'a> {
     pub csrf: &'a str,
     pub request_id: &'a str,
     pub continue_url: &'a str,
+}
+
+/// The phone's view of a QR sign-in: what is asking, and the match code to type.
+#[derive(Template)]
+#[template(path = "qr_approve.html")]
+pub struct QrApprovePage<'a> {
+    pub id: &'a str,
+    pub csrf: &'a str,
+    pub email: &'a str,
+    pub client_name: &'a str,
+    pub redirect_host: &'a str,
+    pub desktop_browser: &'a str,
+    pub desktop_ip: &'a str,
+    pub phone_ip: &'a str,
+    pub network_verdict: &'a str,
+    pub new_browser: bool,
+    pub started_at: &'a str,
+    pub seconds_left: i64,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "qr_decided.html")]
+pub struct QrDecidedPage {
+    pub approved: bool,
+}
+
+#[derive(Template)]
+#[template(path = "device_enroll.html")]
+pub struct DeviceEnrollPage<'a> {
+    pub code: &'a str,
+    pub issuer: &'a str,
+    pub minutes: i64,
+}
+
+pub struct DeviceView {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    pub last_used: String,
 }

@@ -170,6 +170,7 @@ pub fn plain_client() -> reqwest::Client {
 pub struct Browser {
     pub http: reqwest::Client,
     pub base: String,
+    pub jar: std::sync::Arc<reqwest::cookie::Jar>,
 }
 
 /// Where a sign-in through the hosted page ended.
@@ -193,14 +194,26 @@ impl Landing {
 
 impl Browser {
     pub fn new(base: &str) -> Browser {
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
         Browser {
             http: reqwest::Client::builder()
                 .redirect(Policy::none())
-                .cookie_store(true)
+                .cookie_provider(jar.clone())
                 .build()
                 .unwrap(),
             base: base.to_owned(),
+            jar,
         }
+    }
+
+    /// The `Cookie` header this browser sends to its server (for clients other than reqwest,
+    /// such as a WebSocket).
+    pub fn cookie_header(&self) -> String {
+        use reqwest::cookie::CookieStore;
+        self.jar
+            .cookies(&self.base.parse().unwrap())
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
     }
 
     fn absolute(&self, location: &str) -> String {

@@ -121,3 +121,62 @@ pub fn admin(args: &[&str], env: &[(&str, String)]) -> (bool, serde_json::Value,
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The PostgreSQL server the suite runs on, if any (`TESSERA_TEST_DATABASE_URL`).
+pub fn using_postgres() -> Option<String> {
+    std::env::var("TESSERA_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// A fresh database for spawned replicas: a SQLite file in `dir`, or a new PostgreSQL
+/// database when the suite runs on PostgreSQL.
+pub async fn shared_database(dir: &Path) -> String {
+    match using_postgres() {
+        Some(base) => super::fresh_postgres_database(&base).await,
+        None => format!("sqlite://{}", dir.join("tessera.db").display()),
+    }
+}
+
+/// A client (redirecting to `redirect`) and a user with the suite's password, written
+/// straight through the library into the replicas' database: (client_id, secret).
+pub async fn provision(
+    database_url: &str,
+    redirect: &str,
+    public: bool,
+    email: &str,
+) -> (String, Option<String>) {
+    let store = tessera::store::Store::connect(database_url, 2)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let org = tessera::store::orgs::ensure_default(&store).await.unwrap();
+    let client = tessera::admin::create_client(
+        &store,
+        tessera::admin::NewClient {
+            org_id: &org.id,
+            name: "Replica app",
+            redirect_uris: &[redirect.to_owned()],
+            post_logout_redirect_uris: &[],
+            public,
+            id: None,
+            secret: None,
+            backchannel_logout_uri: None,
+        },
+    )
+    .await
+    .unwrap();
+    tessera::admin::create_user(
+        &store,
+        tessera::admin::NewUser {
+            org_id: &org.id,
+            email,
+            name: Some("Replica User"),
+            password: Some(super::PASSWORD.into()),
+            email_verified: true,
+        },
+    )
+    .await
+    .unwrap();
+    client
+}
