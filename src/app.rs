@@ -138,6 +138,7 @@ pub fn router(app: AppState) -> Router {
         .merge(crate::oidc::routes())
         .merge(crate::ui::interaction::routes())
         .merge(crate::ui::account::routes())
+        .merge(crate::ui::device::routes())
         .merge(crate::ui::passkeys::routes());
     if app.config.demo {
         router = router.nest("/demo", crate::demo::routes());

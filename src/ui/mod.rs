@@ -2,6 +2,7 @@
 //! turn form posts into calls to `authn` and `session`; the view structs live in `views`.
 
 pub mod account;
+pub mod device;
 pub mod interaction;
 pub mod passkeys;
 pub mod views;

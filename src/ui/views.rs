@@ -111,3 +111,27 @@ pub struct PasskeyOfferPage<'a> {
     pub request_id: &'a str,
     pub continue_url: &'a str,
 }
+
+/// The device verification page (RFC 8628 §3.3): code entry, then confirmation, then done.
+#[derive(Template)]
+#[template(path = "device.html")]
+pub struct DevicePage<'a> {
+    pub email: &'a str,
+    pub csrf: &'a str,
+    /// Prefilled (from `verification_uri_complete`) or typed code shown back in the form.
+    pub user_code: &'a str,
+    pub error: Option<&'a str>,
+    pub confirm: Option<DeviceConfirmView<'a>>,
+    pub done: Option<DeviceDoneView>,
+}
+
+pub struct DeviceConfirmView<'a> {
+    pub client_name: &'a str,
+    pub scopes: Vec<&'a str>,
+    pub user_code: &'a str,
+}
+
+pub struct DeviceDoneView {
+    pub title: &'static str,
+    pub message: String,
+}
