@@ -136,24 +136,29 @@ pub async fn record_timely_poll(
     })
 }
 
-/// A poll that came too early: the interval grows by `step` seconds for this and every later
-/// poll (RFC 8628 §3.5), and the poll counts as the latest one.
+/// A poll of a pending authorization that came too early: the interval grows by `step`
+/// seconds for this and every later poll (RFC 8628 §3.5), and the poll counts as the latest
+/// one. `false`: the person decided in the meantime, and nothing was written.
 pub async fn slow_down(
     store: &Store,
     device_code_hash: &str,
     step: i64,
     now: i64,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     use device_authorizations::dsl;
     with_conn!(store, |conn| {
-        diesel::update(dsl::device_authorizations.find(device_code_hash))
-            .set((
-                dsl::interval_secs.eq(dsl::interval_secs + step),
-                dsl::last_polled_at.eq(Some(now)),
-            ))
-            .execute(conn)
-            .await?;
-        Ok(())
+        let updated = diesel::update(
+            dsl::device_authorizations
+                .find(device_code_hash)
+                .filter(dsl::status.eq(PENDING)),
+        )
+        .set((
+            dsl::interval_secs.eq(dsl::interval_secs + step),
+            dsl::last_polled_at.eq(Some(now)),
+        ))
+        .execute(conn)
+        .await?;
+        Ok(updated == 1)
     })
 }
 

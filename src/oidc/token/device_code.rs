@@ -74,7 +74,13 @@ async fn pending_answer(app: &App, hash: &str, now: i64) -> Result<Error, Error>
             "the user has not yet approved the request",
         ));
     }
-    devices::slow_down(&app.store, hash, SLOW_DOWN_STEP_SECS, now).await?;
+    if !devices::slow_down(&app.store, hash, SLOW_DOWN_STEP_SECS, now).await? {
+        // Approved or denied between the read and this poll: the next poll gets the answer.
+        return Ok(Error::oauth(
+            Code::AuthorizationPending,
+            "the user has just decided; poll again",
+        ));
+    }
     Ok(Error::oauth(
         Code::SlowDown,
         "polling too fast; wait 5 more seconds between requests from now on",
