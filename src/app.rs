@@ -143,7 +143,8 @@ pub fn router(app: AppState) -> Router {
         .merge(crate::ui::account::routes())
         .merge(crate::ui::passkeys::routes())
         .merge(crate::ui::qr::routes())
-        .merge(crate::ui::devices::routes());
+        .merge(crate::ui::companion::routes())
+        .merge(crate::ui::device_grant::routes());
     if app.config.demo {
         router = router.nest("/demo", crate::demo::routes());
     }

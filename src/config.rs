@@ -49,6 +49,8 @@ pub struct TokenSettings {
     pub access_token_ttl_secs: i64,
     pub refresh_token_ttl_secs: i64,
     pub code_ttl_secs: i64,
+    /// Lifetime of a device code and its user code (RFC 8628 §3.2 `expires_in`).
+    pub device_code_ttl_secs: i64,
     /// How long a validated authorization request waits for the user to sign in.
     pub authorization_request_ttl_secs: i64,
     /// Allowed clock difference when validating times in tokens we receive.
@@ -110,6 +112,8 @@ pub struct RateLimitSettings {
     pub login_per_ip: Policy,
     /// Failed client authentications per client at the token endpoint.
     pub client_auth_per_client: Policy,
+    /// Wrong user codes typed on the device verification page, per signed-in session.
+    pub device_user_code_per_session: Policy,
 }
 
 impl Default for Config {
@@ -142,6 +146,7 @@ impl Default for TokenSettings {
             access_token_ttl_secs: 900,
             refresh_token_ttl_secs: 30 * 24 * 3600,
             code_ttl_secs: 60,
+            device_code_ttl_secs: 600,
             authorization_request_ttl_secs: 30 * 60,
             leeway_secs: 30,
             access_token_format: AccessTokenFormat::Jwt,
@@ -173,6 +178,10 @@ impl Default for RateLimitSettings {
             client_auth_per_client: Policy {
                 max_failures: 20,
                 window_secs: 5 * 60,
+            },
+            device_user_code_per_session: Policy {
+                max_failures: 5,
+                window_secs: 10 * 60,
             },
         }
     }
@@ -302,6 +311,9 @@ impl Config {
                 "reauthentication_claim must be a printable claim name that no standard claim uses"
                     .into(),
             );
+        }
+        if self.tokens.device_code_ttl_secs < 1 {
+            return Err("tokens.device_code_ttl_secs must be at least 1".into());
         }
         if self.tokens.reuse_detection_secs < 60 {
             return Err("tokens.reuse_detection_secs must be at least 60".into());

@@ -9,7 +9,8 @@ use serde_json::json;
 
 use crate::store::StoreError;
 
-/// OAuth 2.0 / OIDC error codes (RFC 6749 §4.1.2.1, §5.2; RFC 6750 §3.1; OIDC Core §3.1.2.6).
+/// OAuth 2.0 / OIDC error codes (RFC 6749 §4.1.2.1, §5.2; RFC 6750 §3.1; OIDC Core §3.1.2.6;
+/// RFC 8628 §3.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
     InvalidRequest,
@@ -32,6 +33,9 @@ pub enum Code {
     InvalidToken,
     InsufficientScope,
     UnsupportedTokenType,
+    AuthorizationPending,
+    SlowDown,
+    ExpiredToken,
 }
 
 impl Code {
@@ -57,6 +61,9 @@ impl Code {
             Code::InvalidToken => "invalid_token",
             Code::InsufficientScope => "insufficient_scope",
             Code::UnsupportedTokenType => "unsupported_token_type",
+            Code::AuthorizationPending => "authorization_pending",
+            Code::SlowDown => "slow_down",
+            Code::ExpiredToken => "expired_token",
         }
     }
 }

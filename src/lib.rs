@@ -2,13 +2,13 @@
 //!
 //! Where things live: `oidc/` protocol endpoints, `authn/` sign-in methods, `session/`
 //! browser sessions, `tokens/` keys and JWTs, `store/` all SQL, `ui/` hosted pages,
-//! `admin/` CLI, `companion` the reference companion app, `demo/` the demo relying party,
+//! `admin/` CLI, `companion_app` the reference companion app, `demo/` the demo relying party,
 //! `http/` shared HTTP plumbing.
 
 pub mod admin;
 pub mod app;
 pub mod authn;
-pub mod companion;
+pub mod companion_app;
 pub mod config;
 pub mod cpu;
 pub mod demo;

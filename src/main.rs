@@ -22,7 +22,7 @@ fn main() -> std::process::ExitCode {
             Command::Serve => serve(config).await,
             // The companion is a client of a server: it never opens the database.
             Command::Device(command) => {
-                print_outcome(tessera::companion::run(&config.issuer, command).await)
+                print_outcome(tessera::companion_app::run(&config.issuer, command).await)
             }
             command => print_outcome(tessera::admin::cli::run_admin(&config, command).await),
         }

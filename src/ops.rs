@@ -71,10 +71,11 @@ pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response 
     crate::error::Error::Internal(format!("handler panicked: {detail}")).into_response()
 }
 
-/// Deletes what has expired, so that every table stays bounded by rate × lifetime: codes and
-/// rotated refresh tokens (kept `tokens.reuse_detection_secs` past use or expiry so that a
-/// late replay is still recognised), pending requests, sessions, grants, rate-limit windows,
-/// retired keys, WebAuthn ceremonies and QR sign-ins.
+/// Deletes what has expired, so that every table stays bounded by rate × lifetime: codes,
+/// device authorizations and rotated refresh tokens (kept `tokens.reuse_detection_secs` past
+/// use or expiry so that a late replay is still recognised), pending requests, sessions,
+/// grants, rate-limit windows, retired keys, WebAuthn ceremonies, QR sign-ins and companion
+/// challenges.
 pub async fn housekeeping(app: &App) {
     let now = store::now();
     let reuse_window = app.config.tokens.reuse_detection_secs;
@@ -82,6 +83,10 @@ pub async fn housekeeping(app: &App) {
         (
             "codes",
             store::codes::purge_expired(&app.store, now - reuse_window).await,
+        ),
+        (
+            "device authorizations",
+            store::device_authorizations::purge_expired(&app.store, now - reuse_window).await,
         ),
         (
             "rotated refresh tokens",

@@ -489,6 +489,62 @@ const POST_ENDPOINTS: &[PostEndpoint] = &[
         refusals: [401, 401, 401, 401],
         chunked: [413, 413],
     },
+    PostEndpoint {
+        path: "/device_authorization",
+        refusals: [401, 401, 400, 400],
+        chunked: [413, 413],
+    },
+    PostEndpoint {
+        path: "/device",
+        refusals: [303, 303, 303, 303],
+        chunked: [413, 413],
+    },
+    PostEndpoint {
+        path: "/qr/start",
+        refusals: [400, 400, 400, 400],
+        chunked: [413, 413],
+    },
+    PostEndpoint {
+        path: "/qr/AAAAAAAAAAAAAAAAAAAAAA/redeem",
+        refusals: [400, 400, 400, 400],
+        chunked: [413, 413],
+    },
+    PostEndpoint {
+        path: "/qr/AAAAAAAAAAAAAAAAAAAAAA",
+        refusals: [401, 401, 401, 401],
+        chunked: [413, 413],
+    },
+    PostEndpoint {
+        path: "/api/devices",
+        refusals: [400, 400, 400, 400],
+        chunked: [413, 413],
+    },
+    PostEndpoint {
+        path: "/api/qr/AAAAAAAAAAAAAAAAAAAAAA/challenge",
+        refusals: [404, 404, 404, 404],
+        // Answered before the body is read: there is no such QR code.
+        chunked: [404, 404],
+    },
+    PostEndpoint {
+        path: "/api/qr/AAAAAAAAAAAAAAAAAAAAAA/scan",
+        refusals: [400, 400, 400, 400],
+        chunked: [413, 413],
+    },
+    PostEndpoint {
+        path: "/api/qr/AAAAAAAAAAAAAAAAAAAAAA/decision",
+        refusals: [400, 400, 400, 400],
+        chunked: [413, 413],
+    },
+    PostEndpoint {
+        path: "/account/devices/enroll",
+        refusals: [401, 401, 401, 401],
+        chunked: [413, 413],
+    },
+    PostEndpoint {
+        path: "/account/devices/delete",
+        refusals: [401, 401, 401, 401],
+        chunked: [413, 413],
+    },
 ];
 
 /// Every POST endpoint: bodies of 10 MB (with and without a length), a 1 MB parameter, and
@@ -568,6 +624,11 @@ async fn every_get_endpoint_survives_hostile_query_strings() {
         "/account/login",
         "/account/callback",
         "/demo/callback",
+        "/qr/AAAAAAAAAAAAAAAAAAAAAA",
+        "/qr/AAAAAAAAAAAAAAAAAAAAAA/status",
+        "/qr/AAAAAAAAAAAAAAAAAAAAAA/code.svg",
+        "/qr/AAAAAAAAAAAAAAAAAAAAAA/events",
+        "/device",
     ];
     let megabyte = "q".repeat(1024 * 1024);
     for path in paths {

@@ -578,7 +578,7 @@ async fn a_qr_code_started_on_one_replica_is_approved_on_another() {
 // Companion apps: a device key approves instead of a signed-in phone browser
 // ---------------------------------------------------------------------------------------
 
-use tessera::authn::device::{ENROLLMENT_TYP, QR_TYP};
+use tessera::authn::companion::{ENROLLMENT_TYP, QR_TYP};
 use tessera::security::device_key::DeviceKey;
 
 /// An enrollment code from the account page of a freshly signed-in browser.

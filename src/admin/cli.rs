@@ -44,7 +44,7 @@ pub enum Command {
     Backup { file: PathBuf },
     /// The reference companion app: enroll this machine as a device, approve QR sign-ins.
     #[command(subcommand)]
-    Device(crate::companion::DeviceCommand),
+    Device(crate::companion_app::DeviceCommand),
     /// Replace the configured SQLite database with the backup FILE, after checking it.
     /// Refuses while a server uses the database. (PostgreSQL: use pg_restore.)
     Restore {

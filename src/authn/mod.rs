@@ -2,7 +2,7 @@
 //! share: the RFC 8176 `amr` values and `acr` levels a sign-in produces, and whether a user
 //! can re-prove presence (the reauthentication claim).
 
-pub mod device;
+pub mod companion;
 pub mod passkey;
 pub mod password;
 pub mod qr;

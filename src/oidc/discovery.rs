@@ -39,6 +39,7 @@ pub fn document(config: &Config) -> serde_json::Value {
         "end_session_endpoint": e("/logout"),
         "revocation_endpoint": e("/revoke"),
         "introspection_endpoint": e("/introspect"),
+        "device_authorization_endpoint": e("/device_authorization"),
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "backchannel_logout_supported": true,
@@ -47,7 +48,12 @@ pub fn document(config: &Config) -> serde_json::Value {
         "scopes_supported": crate::oidc::scope::SUPPORTED,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": [
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            crate::oidc::token::device_code::GRANT_TYPE
+        ],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],

@@ -1,6 +1,7 @@
 //! Protocol endpoints: thin handlers over the checks, grants and token builders below them.
 
 pub mod authorize;
+pub mod device_authorization;
 pub mod discovery;
 pub mod end_session;
 pub mod introspect;
@@ -25,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/authorize/resume", get(authorize::resume_handler))
         .route("/token", post(token::handler))
+        .route("/device_authorization", post(device_authorization::handler))
         .route("/userinfo", get(userinfo::handler).post(userinfo::handler))
         .route("/revoke", post(revoke::handler))
         .route("/introspect", post(introspect::handler))

@@ -9,6 +9,7 @@ pub mod auth_requests;
 pub mod backup;
 pub mod clients;
 pub mod codes;
+pub mod device_authorizations;
 pub mod devices;
 pub mod grants;
 pub mod keys;
@@ -267,6 +268,13 @@ impl Store {
                 (
                     "authorization_codes",
                     authorization_codes::table.count().get_result(conn).await?,
+                ),
+                (
+                    "device_authorizations",
+                    device_authorizations::table
+                        .count()
+                        .get_result(conn)
+                        .await?,
                 ),
                 (
                     "refresh_tokens",

@@ -235,11 +235,34 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    device_authorizations (device_code_hash) {
+        device_code_hash -> Text,
+        user_code_hash -> Text,
+        grant_id -> Text,
+        client_id -> Text,
+        scope -> Text,
+        status -> Text,
+        user_id -> Nullable<Text>,
+        session_id -> Nullable<Text>,
+        auth_time -> Nullable<BigInt>,
+        amr -> Nullable<Text>,
+        acr -> Nullable<Text>,
+        interval_secs -> BigInt,
+        last_polled_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        decided_at -> Nullable<BigInt>,
+        consumed_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     qr_logins,
     devices,
     device_enrollments,
     device_challenges,
+    device_authorizations,
     passkeys,
     webauthn_ceremonies,
     organizations,

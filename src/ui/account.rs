@@ -183,7 +183,7 @@ async fn page(
     let device_views = crate::store::devices::list_for_user(&app.store, &current.user.id)
         .await?
         .into_iter()
-        .map(|d| super::views::DeviceView {
+        .map(|d| super::views::CompanionView {
             id: d.id,
             name: d.name,
             created: when(d.created_at),
@@ -196,7 +196,7 @@ async fn page(
         sessions: session_views,
         passkeys_enabled: app.passkeys.is_some(),
         passkeys: passkey_views,
-        devices: device_views,
+        companions: device_views,
         notice,
     }))
 }

@@ -361,7 +361,7 @@ async fn consent_page(
     }))
 }
 
-fn describe_scope(scope: &str) -> &'static str {
+pub(crate) fn describe_scope(scope: &str) -> &'static str {
     match scope {
         "openid" => "Know who you are",
         "profile" => "See your name and profile",

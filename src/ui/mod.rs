@@ -2,7 +2,8 @@
 //! turn form posts into calls to `authn` and `session`; the view structs live in `views`.
 
 pub mod account;
-pub mod devices;
+pub mod companion;
+pub mod device_grant;
 pub mod interaction;
 pub mod passkeys;
 pub mod qr;

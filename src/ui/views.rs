@@ -92,7 +92,7 @@ pub struct AccountPage<'a> {
     pub sessions: Vec<SessionView>,
     pub passkeys_enabled: bool,
     pub passkeys: Vec<PasskeyView>,
-    pub devices: Vec<DeviceView>,
+    pub companions: Vec<CompanionView>,
     pub notice: Option<&'a str>,
 }
 
@@ -139,16 +139,41 @@ pub struct QrDecidedPage {
 }
 
 #[derive(Template)]
-#[template(path = "device_enroll.html")]
-pub struct DeviceEnrollPage<'a> {
+#[template(path = "companion_enroll.html")]
+pub struct CompanionEnrollPage<'a> {
     pub code: &'a str,
     pub issuer: &'a str,
     pub minutes: i64,
 }
 
-pub struct DeviceView {
+/// A companion app on the account page.
+pub struct CompanionView {
     pub id: String,
     pub name: String,
     pub created: String,
     pub last_used: String,
+}
+
+/// The device verification page (RFC 8628 §3.3): code entry, then confirmation, then done.
+#[derive(Template)]
+#[template(path = "device.html")]
+pub struct DevicePage<'a> {
+    pub email: &'a str,
+    pub csrf: &'a str,
+    /// Prefilled (from `verification_uri_complete`) or typed code shown back in the form.
+    pub user_code: &'a str,
+    pub error: Option<&'a str>,
+    pub confirm: Option<DeviceConfirmView<'a>>,
+    pub done: Option<DeviceDoneView>,
+}
+
+pub struct DeviceConfirmView<'a> {
+    pub client_name: &'a str,
+    pub scopes: Vec<&'a str>,
+    pub user_code: &'a str,
+}
+
+pub struct DeviceDoneView {
+    pub title: &'static str,
+    pub message: String,
 }

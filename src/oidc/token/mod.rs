@@ -4,6 +4,7 @@
 pub mod authorization_code;
 pub mod client_auth;
 pub mod client_credentials;
+pub mod device_code;
 pub mod issue;
 pub mod refresh_token;
 
@@ -60,6 +61,7 @@ pub fn parse_request(headers: &HeaderMap, body: &[u8]) -> Result<Params, Error> 
         "scope",
         "client_id",
         "client_secret",
+        "device_code",
     ]) {
         return Err(Error::invalid_request(format!(
             "parameter {name} was sent more than once"
@@ -91,6 +93,10 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<serde_jso
         "client_credentials" => (
             "client_credentials",
             client_credentials::exchange(app, &client, &params).await,
+        ),
+        device_code::GRANT_TYPE => (
+            "device_code",
+            device_code::exchange(app, &client, &params).await,
         ),
         _ => {
             return Err(Error::oauth(

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::AppState;
-use crate::authn::device;
+use crate::authn::companion;
 use crate::authn::qr::{self, Approver, Decided, Decision, Scan};
 use crate::error::{Error, JsonError, PageError};
 use crate::http::params::Params;
@@ -46,7 +46,7 @@ struct EnrollBody {
 
 async fn enroll(State(app): State<AppState>, bytes: Bytes) -> Result<Response, JsonError> {
     let b: EnrollBody = body(&bytes)?;
-    let row = device::enroll(&app, &b.code, &b.name, &b.public_key, &b.proof).await?;
+    let row = companion::enroll(&app, &b.code, &b.name, &b.public_key, &b.proof).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"device_id": row.id, "name": row.name})),
@@ -58,9 +58,9 @@ async fn challenge(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, JsonError> {
-    let challenge = device::challenge(&app, &id).await?;
+    let challenge = companion::challenge(&app, &id).await?;
     Ok(
-        Json(json!({"challenge": challenge, "expires_in": device::CHALLENGE_TTL_SECS}))
+        Json(json!({"challenge": challenge, "expires_in": companion::CHALLENGE_TTL_SECS}))
             .into_response(),
     )
 }
@@ -71,7 +71,7 @@ struct SignedBody {
     request: String,
 }
 
-fn decision_of(signed: &device::Signed) -> &str {
+fn decision_of(signed: &companion::Signed) -> &str {
     signed
         .claims
         .get("decision")
@@ -88,7 +88,7 @@ async fn scan(
     bytes: Bytes,
 ) -> Result<Response, JsonError> {
     let b: SignedBody = body(&bytes)?;
-    let signed = device::verify(&app, &id, &b.request).await?;
+    let signed = companion::verify(&app, &id, &b.request).await?;
     if decision_of(&signed) != "scan" {
         return Err(Error::invalid_request("decision must be \"scan\" here").into());
     }
@@ -119,7 +119,7 @@ async fn scan(
         "new_browser": context.new_browser,
         "started_at": context.row.created_at,
         "seconds_left": context.seconds_left,
-        "challenge": device::challenge(&app, &id).await?,
+        "challenge": companion::challenge(&app, &id).await?,
     }))
     .into_response())
 }
@@ -130,7 +130,7 @@ async fn decide(
     bytes: Bytes,
 ) -> Result<Response, JsonError> {
     let b: SignedBody = body(&bytes)?;
-    let signed = device::verify(&app, &id, &b.request).await?;
+    let signed = companion::verify(&app, &id, &b.request).await?;
     let decision = match decision_of(&signed) {
         "approve" => Decision::Approve {
             typed_code: signed
@@ -155,7 +155,7 @@ async fn decide(
         Decided::WrongCode { tries_left } => json!({
             "result": "wrong_code",
             "tries_left": tries_left,
-            "challenge": device::challenge(&app, &id).await?,
+            "challenge": companion::challenge(&app, &id).await?,
         }),
     };
     Ok(Json(answer).into_response())
@@ -174,11 +174,11 @@ async fn enrollment_code(
     if crate::store::now() - current.session.auth_time > super::account::RECENT_AUTH_SECS {
         return Ok(redirect("/account?notice=reauthenticate"));
     }
-    let code = device::new_enrollment_code(&app, &current.user.id).await?;
-    Ok(super::render(&super::views::DeviceEnrollPage {
+    let code = companion::new_enrollment_code(&app, &current.user.id).await?;
+    Ok(super::render(&super::views::CompanionEnrollPage {
         code: &code,
         issuer: &app.config.issuer,
-        minutes: device::ENROLLMENT_TTL_SECS / 60,
+        minutes: companion::ENROLLMENT_TTL_SECS / 60,
     }))
 }
 

@@ -10,7 +10,7 @@ use clap::Subcommand;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::authn::device::{ENROLLMENT_TYP, QR_TYP};
+use crate::authn::companion::{ENROLLMENT_TYP, QR_TYP};
 use crate::security::device_key::DeviceKey;
 use crate::security::{b64url, b64url_decode};
 
