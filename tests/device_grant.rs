@@ -425,6 +425,9 @@ async fn typed_codes_are_normalized_and_wrong_ones_limited_per_session() {
         page.contains(&format!("id=\"device-user-code\">{user_code}<")),
         "{page}"
     );
+    // Where the device asked from, with the same verdict as the QR approval page.
+    assert!(page.contains("id=\"device-ip\">127.0.0.1<"), "{page}");
+    assert!(page.contains("same network"), "{page}");
 
     // Five wrong entries are each refused with the form again…
     let wrong = wrong_code_unlike(user_code);

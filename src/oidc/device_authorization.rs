@@ -8,7 +8,9 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -31,8 +33,14 @@ pub const SLOW_DOWN_STEP_SECS: i64 = 5;
 /// A fresh user code colliding with a stored one is retried (the column is unique).
 const USER_CODE_ATTEMPTS: usize = 5;
 
-pub async fn handler(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    match handle(&app, &headers, &body).await {
+pub async fn handler(
+    State(app): State<AppState>,
+    connect: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let ip = crate::http::client_ip(&connect);
+    match handle(&app, &headers, &body, ip).await {
         Ok(body) => {
             let mut response = Json(body).into_response();
             let h = response.headers_mut();
@@ -46,12 +54,17 @@ pub async fn handler(State(app): State<AppState>, headers: HeaderMap, body: Byte
     }
 }
 
-async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<Value, Error> {
+async fn handle(
+    app: &App,
+    headers: &HeaderMap,
+    body: &[u8],
+    ip: std::net::IpAddr,
+) -> Result<Value, Error> {
     // §3.1: the same form encoding and client authentication as the token endpoint.
     let params = super::token::parse_request(headers, body)?;
     let client = super::token::client_auth::authenticate(app, headers, &params).await?;
     let scope = requested_scope(&params)?;
-    let (device_code, user_code, row) = store_new(app, &client, &scope).await?;
+    let (device_code, user_code, row) = store_new(app, &client, &scope, ip).await?;
     Ok(answer(app, &device_code, &user_code, &row))
 }
 
@@ -74,6 +87,7 @@ async fn store_new(
     app: &App,
     client: &Client,
     scope: &Scope,
+    ip: std::net::IpAddr,
 ) -> Result<(String, String, DeviceAuthorizationRow), Error> {
     let now = store::now();
     let device_code = random_secret();
@@ -97,6 +111,7 @@ async fn store_new(
             expires_at: now + app.config.tokens.device_code_ttl_secs,
             decided_at: None,
             consumed_at: None,
+            device_ip: Some(ip.to_string()),
         };
         match device_authorizations::insert(&app.store, &row).await {
             Ok(()) => return Ok((device_code, user_code, row)),

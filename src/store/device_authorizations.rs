@@ -39,6 +39,8 @@ pub struct DeviceAuthorizationRow {
     pub expires_at: i64,
     pub decided_at: Option<i64>,
     pub consumed_at: Option<i64>,
+    /// The address the device asked from, shown on the confirmation page.
+    pub device_ip: Option<String>,
 }
 
 /// What an approval copies from the approving browser session.

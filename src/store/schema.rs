@@ -254,6 +254,7 @@ diesel::table! {
         expires_at -> BigInt,
         decided_at -> Nullable<BigInt>,
         consumed_at -> Nullable<BigInt>,
+        device_ip -> Nullable<Text>,
     }
 }
 

@@ -6,9 +6,11 @@
 //! approval always takes a CSRF-protected confirmation (§5.4, remote phishing). Wrong codes
 //! are counted per signed-in session (§5.1, brute forcing).
 
+use std::net::SocketAddr;
+
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
@@ -52,6 +54,7 @@ async fn page(
 /// confirmation; with `decision=approve|deny` it records the person's answer.
 async fn submit(
     State(app): State<AppState>,
+    connect: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
@@ -74,7 +77,10 @@ async fn submit(
         }
     };
     match params.get("decision") {
-        None => confirmation(&app, &current, &row, &code).await,
+        None => {
+            let viewer_ip = crate::http::client_ip(&connect).to_string();
+            confirmation(&app, &current, &row, &code, &viewer_ip).await
+        }
         Some("approve") => decide(&app, &current, &row, true).await,
         Some("deny") => decide(&app, &current, &row, false).await,
         Some(_) => Err(Error::bad_request_page("Unknown choice", "Choose Approve or Deny.").into()),
@@ -206,8 +212,10 @@ async fn confirmation(
     current: &Current,
     row: &DeviceAuthorizationRow,
     code: &str,
+    viewer_ip: &str,
 ) -> Result<Response, PageError> {
     let client = client_of(app, current, row).await?;
+    let device_ip = row.device_ip.clone().unwrap_or_default();
     let scope = Scope::parse(&row.scope);
     let scopes = scope
         .values()
@@ -223,6 +231,9 @@ async fn confirmation(
             client_name: &client.name,
             scopes,
             user_code: &display_user_code(code),
+            network_verdict: crate::authn::qr::network_verdict(&device_ip, viewer_ip),
+            device_ip: &device_ip,
+            viewer_ip,
         }),
         done: None,
     }))

@@ -171,6 +171,11 @@ pub struct DeviceConfirmView<'a> {
     pub client_name: &'a str,
     pub scopes: Vec<&'a str>,
     pub user_code: &'a str,
+    /// Where the device asked from and where this page is viewed from, with the same plain
+    /// verdict the QR approval page gives.
+    pub device_ip: &'a str,
+    pub viewer_ip: &'a str,
+    pub network_verdict: &'a str,
 }
 
 pub struct DeviceDoneView {

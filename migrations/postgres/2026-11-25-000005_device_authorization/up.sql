@@ -19,6 +19,8 @@ CREATE TABLE device_authorizations (
     created_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL,
     decided_at BIGINT,
-    consumed_at BIGINT
+    consumed_at BIGINT,
+    -- Where the device asked from, shown to the approving person (RFC 8628 §5.4).
+    device_ip TEXT
 );
 CREATE INDEX device_authorizations_expiry ON device_authorizations(expires_at);
