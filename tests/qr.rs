@@ -997,3 +997,75 @@ async fn the_reference_companion_cli_enrolls_and_approves() {
     assert!(!ok);
     assert!(err.contains("is not a QR sign-in of"), "{err}");
 }
+
+/// A passwordless account whose only method is an enrolled companion app signs in by QR, and
+/// its ID token says it can reauthenticate (the device can approve a fresh sign-in).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_device_only_account_signs_in_by_qr_and_can_reauthenticate() {
+    let server = TestServer::start().await;
+    let (client_id, _) = server.client(true, REDIRECT).await;
+    let user = tessera::admin::create_user(
+        &server.app().store,
+        tessera::admin::NewUser {
+            org_id: &server.app().default_org.id,
+            email: "no-password@example.com",
+            name: None,
+            password: None,
+            email_verified: true,
+        },
+    )
+    .await
+    .unwrap();
+    // The code the account page would show (that page needs a session this account cannot
+    // get any other way yet).
+    let code = tessera::authn::companion::new_enrollment_code(server.app(), &user.id)
+        .await
+        .unwrap();
+    let app = App::enroll(&server, &code).await;
+    let desktop = Desktop::open(&server, &client_id).await;
+    let challenge = app.challenge(&server, &desktop.id).await;
+    let (_, context) = app
+        .send(
+            &server,
+            &desktop.id,
+            "scan",
+            app.signed(&server, &desktop.id, &challenge, "scan", &[]),
+        )
+        .await;
+    assert_eq!(context["account"], "no-password@example.com");
+    let match_code = desktop.status().await["match_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let approve = app.signed(
+        &server,
+        &desktop.id,
+        context["challenge"].as_str().unwrap(),
+        "approve",
+        &[("code", match_code.into())],
+    );
+    assert_eq!(
+        app.send(&server, &desktop.id, "decision", approve).await.1["result"],
+        "approved"
+    );
+    let grant = desktop.open_grant(desktop.status().await["grant"].as_str().unwrap());
+    let (_, body) = desktop.redeem(&grant).await;
+    let params = desktop
+        .browser
+        .follow(body["next"].as_str().unwrap())
+        .await
+        .params();
+    let (status, tokens) = exchange(
+        &server,
+        &client_id,
+        None,
+        &params["code"],
+        REDIRECT,
+        &desktop.verifier,
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    let claims = claims_of(tokens["id_token"].as_str().unwrap());
+    assert_eq!(claims["sub"], user.id.as_str());
+    assert_eq!(claims["can_reauthenticate"], true);
+}
