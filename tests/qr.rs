@@ -263,6 +263,42 @@ async fn a_phone_approves_and_the_waiting_browser_signs_in_once() {
     // A second scan of a used code is refused.
     let (status, _) = phone_get(&phone, &desktop.url).await;
     assert_eq!(status, 409);
+
+    // A session that came from a QR approval cannot approve another QR sign-in or enroll a
+    // companion app until it signs in for itself: one relayed login must not chain into more.
+    let another = Desktop::open(&server, &client_id).await;
+    let response = desktop.browser.http.get(&another.url).send().await.unwrap();
+    assert_eq!(response.status(), 303);
+    assert!(
+        response.headers()["location"]
+            .to_str()
+            .unwrap()
+            .ends_with("&prompt=login")
+    );
+    assert_eq!(another.status().await["state"], "waiting");
+    let account = desktop
+        .browser
+        .http
+        .get(format!("{}/account", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let response = desktop
+        .browser
+        .http
+        .post(format!("{}/account/devices/enroll", server.url))
+        .form(&[("csrf", hidden(&account, "csrf").as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(
+        response.headers()["location"],
+        "/account?notice=reauthenticate"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

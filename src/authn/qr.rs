@@ -208,11 +208,15 @@ impl Approver<'_> {
     }
 }
 
-/// True when the phone's session proved presence recently enough to approve a sign-in
-/// elsewhere: a password, or a passkey with user verification (`user`), within five minutes.
+/// True when this browser's own sign-in proved presence recently enough to approve a sign-in
+/// elsewhere or enroll a companion app: a password, or a passkey with user verification
+/// (`user`), within five minutes. A session that itself came from a QR approval (`mca`) never
+/// counts: otherwise a relayed (phished) QR login could approve further QR logins or enroll a
+/// device key of the attacker's, turning one phished sign-in into lasting access.
 pub fn recently_verified(current: &Current, now: i64) -> bool {
     let amr = decode_list(&current.session.amr).unwrap_or_default();
     now - current.session.auth_time <= RECENT_VERIFICATION_SECS
+        && !amr.iter().any(|m| m == "mca")
         && amr.iter().any(|m| m == "pwd" || m == "user")
 }
 

@@ -171,7 +171,9 @@ async fn enrollment_code(
     let current =
         super::account::signed_in_with_csrf(&app, &headers, params.get("csrf").unwrap_or(""))
             .await?;
-    if crate::store::now() - current.session.auth_time > super::account::RECENT_AUTH_SECS {
+    // A fresh password or passkey sign-in in this browser, not one that came from a QR
+    // approval: a device key is lasting access (see `qr::recently_verified`).
+    if !qr::recently_verified(&current, crate::store::now()) {
         return Ok(redirect("/account?notice=reauthenticate"));
     }
     let code = companion::new_enrollment_code(&app, &current.user.id).await?;
