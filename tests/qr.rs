@@ -115,6 +115,30 @@ impl Desktop {
             .unwrap()
     }
 
+    /// Opens the approved grant, redeems it, follows on to the client and exchanges the code:
+    /// the ID token's claims.
+    async fn signs_in(&self, server: &TestServer, client_id: &str) -> serde_json::Value {
+        let grant = self.open_grant(self.status().await["grant"].as_str().unwrap());
+        let (status, body) = self.redeem(&grant).await;
+        assert_eq!(status, 200, "{body}");
+        let params = self
+            .browser
+            .follow(body["next"].as_str().unwrap())
+            .await
+            .params();
+        let (status, tokens) = exchange(
+            server,
+            client_id,
+            None,
+            &params["code"],
+            REDIRECT,
+            &self.verifier,
+        )
+        .await;
+        assert_eq!(status, 200, "{tokens}");
+        claims_of(tokens["id_token"].as_str().unwrap())
+    }
+
     async fn redeem(&self, grant: &str) -> (u16, serde_json::Value) {
         self.post_json(
             &format!("/qr/{}/redeem", self.id),
@@ -276,16 +300,7 @@ async fn a_phone_approves_and_the_waiting_browser_signs_in_once() {
             .ends_with("&prompt=login")
     );
     assert_eq!(another.status().await["state"], "waiting");
-    let account = desktop
-        .browser
-        .http
-        .get(format!("{}/account", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let account = desktop.browser.text("/account").await;
     let response = desktop
         .browser
         .http
@@ -619,15 +634,7 @@ use tessera::security::device_key::DeviceKey;
 
 /// An enrollment code from the account page of a freshly signed-in browser.
 async fn enrollment_code(server: &TestServer, account: &Browser) -> String {
-    let page = account
-        .http
-        .get(format!("{}/account", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = account.text("/account").await;
     let response = account
         .http
         .post(format!("{}/account/devices/enroll", server.url))
@@ -790,36 +797,11 @@ async fn an_enrolled_companion_app_approves_with_its_device_key() {
         .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["result"], "approved");
-    let grant = desktop.open_grant(desktop.status().await["grant"].as_str().unwrap());
-    let (status, body) = desktop.redeem(&grant).await;
-    assert_eq!(status, 200, "{body}");
-    let params = desktop
-        .browser
-        .follow(body["next"].as_str().unwrap())
-        .await
-        .params();
-    let (_, tokens) = exchange(
-        &server,
-        &client_id,
-        None,
-        &params["code"],
-        REDIRECT,
-        &desktop.verifier,
-    )
-    .await;
-    let claims = claims_of(tokens["id_token"].as_str().unwrap());
+    let claims = desktop.signs_in(&server, &client_id).await;
     assert_eq!(claims["amr"], serde_json::json!(["mca", "swk"]));
 
     // The account page lists the device with its last use.
-    let page = account
-        .http
-        .get(format!("{}/account", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = account.text("/account").await;
     assert!(
         page.contains("Test phone") && page.contains(&app.id),
         "{page}"
@@ -901,15 +883,7 @@ async fn forged_stale_replayed_or_removed_device_requests_are_refused() {
         )
         .await;
     assert_eq!(status, 200);
-    let page = account
-        .http
-        .get(format!("{}/account", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = account.text("/account").await;
     let response = account
         .http
         .post(format!("{}/account/devices/delete", server.url))
@@ -1084,24 +1058,7 @@ async fn a_device_only_account_signs_in_by_qr_and_can_reauthenticate() {
         app.send(&server, &desktop.id, "decision", approve).await.1["result"],
         "approved"
     );
-    let grant = desktop.open_grant(desktop.status().await["grant"].as_str().unwrap());
-    let (_, body) = desktop.redeem(&grant).await;
-    let params = desktop
-        .browser
-        .follow(body["next"].as_str().unwrap())
-        .await
-        .params();
-    let (status, tokens) = exchange(
-        &server,
-        &client_id,
-        None,
-        &params["code"],
-        REDIRECT,
-        &desktop.verifier,
-    )
-    .await;
-    assert_eq!(status, 200, "{tokens}");
-    let claims = claims_of(tokens["id_token"].as_str().unwrap());
+    let claims = desktop.signs_in(&server, &client_id).await;
     assert_eq!(claims["sub"], user.id.as_str());
     assert_eq!(claims["can_reauthenticate"], true);
 }

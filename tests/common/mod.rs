@@ -206,6 +206,17 @@ impl Browser {
         }
     }
 
+    /// The body of a page of this browser's server (`path` such as `/account`).
+    pub async fn text(&self, path: &str) -> String {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request");
+        response.text().await.unwrap()
+    }
+
     /// The `Cookie` header this browser sends to its server (for clients other than reqwest,
     /// such as a WebSocket).
     pub fn cookie_header(&self) -> String {
