@@ -57,6 +57,11 @@ struct KeyFile {
 }
 
 pub async fn run(default_issuer: &str, command: DeviceCommand) -> Result<Value, String> {
+    let http = openidconnect::reqwest::ClientBuilder::new()
+        .redirect(openidconnect::reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
     match command {
         DeviceCommand::Enroll {
             code,
@@ -65,6 +70,7 @@ pub async fn run(default_issuer: &str, command: DeviceCommand) -> Result<Value, 
             key_file,
         } => {
             enroll(
+                &http,
                 issuer.as_deref().unwrap_or(default_issuer),
                 &code,
                 &name,
@@ -78,20 +84,14 @@ pub async fn run(default_issuer: &str, command: DeviceCommand) -> Result<Value, 
             code,
             yes,
             deny,
-        } => approve(&url, &key_file, code, yes, deny).await,
+        } => approve(&http, &url, &key_file, code, yes, deny).await,
     }
 }
 
-fn http() -> Result<openidconnect::reqwest::Client, String> {
-    openidconnect::reqwest::ClientBuilder::new()
-        .redirect(openidconnect::reqwest::redirect::Policy::none())
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .map_err(|e| e.to_string())
-}
+type Http = openidconnect::reqwest::Client;
 
-async fn post(url: &str, body: &Value) -> Result<Value, String> {
-    let response = http()?
+async fn post(http: &Http, url: &str, body: &Value) -> Result<Value, String> {
+    let response = http
         .post(url)
         .header("content-type", "application/json")
         .body(body.to_string())
@@ -115,7 +115,13 @@ fn now() -> i64 {
     crate::store::now()
 }
 
-async fn enroll(issuer: &str, code: &str, name: &str, key_file: &Path) -> Result<Value, String> {
+async fn enroll(
+    http: &Http,
+    issuer: &str,
+    code: &str,
+    name: &str,
+    key_file: &Path,
+) -> Result<Value, String> {
     let issuer = issuer.trim_end_matches('/');
     let (key, pkcs8) = DeviceKey::generate()?;
     let proof = key.sign(
@@ -124,6 +130,7 @@ async fn enroll(issuer: &str, code: &str, name: &str, key_file: &Path) -> Result
         &json!({"aud": issuer, "code": code, "iat": now()}),
     )?;
     let answer = post(
+        http,
         &format!("{issuer}/api/devices"),
         &json!({"code": code, "name": name, "public_key": key.public_jwk(), "proof": proof}),
     )
@@ -168,6 +175,7 @@ fn ask(prompt: &str) -> Result<String, String> {
 }
 
 async fn approve(
+    http: &Http,
     url: &str,
     key_file: &Path,
     code: Option<String>,
@@ -199,9 +207,10 @@ async fn approve(
         }
         key.sign(QR_TYP, Some(&file.device_id), &claims)
     };
-    let challenge = post(&format!("{api}/challenge"), &json!({})).await?;
+    let challenge = post(http, &format!("{api}/challenge"), &json!({})).await?;
     let challenge = challenge["challenge"].as_str().ok_or("no challenge")?;
     let context = post(
+        http,
         &format!("{api}/scan"),
         &json!({"request": sign(challenge, "scan", None)?}),
     )
@@ -242,5 +251,10 @@ async fn approve(
             sign(&next, "approve", Some(&code))?
         }
     };
-    post(&format!("{api}/decision"), &json!({"request": request})).await
+    post(
+        http,
+        &format!("{api}/decision"),
+        &json!({"request": request}),
+    )
+    .await
 }

@@ -405,16 +405,19 @@ async fn a_grant_works_only_in_the_browser_that_holds_the_key_and_the_cookie() {
             .await
             .is_err()
     );
-    let (status, _) = intruder
+    let (status, body) = intruder
         .post_json(
             &format!("/qr/{}/redeem", desktop.id),
             serde_json::json!({"request": intruder.request, "csrf": intruder.csrf, "grant": grant}),
         )
         .await;
     assert_eq!(status, 404);
+    // The page's calls get JSON errors, not an HTML page.
+    assert_eq!(body["error"], "not_found");
     // A wrong grant from the right browser is refused and burns nothing.
-    let (status, _) = desktop.redeem("not-the-grant").await;
+    let (status, body) = desktop.redeem("not-the-grant").await;
     assert_eq!(status, 400);
+    assert_eq!(body["error"], "invalid_request");
     let (status, body) = desktop.redeem(&grant).await;
     assert_eq!(status, 200, "{body}");
 
@@ -669,8 +672,12 @@ async fn post_api(
 }
 
 impl App {
-    async fn enroll(server: &TestServer, code: &str) -> App {
-        let key = DeviceKey::generate().unwrap().0;
+    /// `POST /api/devices` with `key` and its proof of possession over `code`.
+    async fn post_enrollment(
+        server: &TestServer,
+        key: &DeviceKey,
+        code: &str,
+    ) -> (u16, serde_json::Value) {
         let proof = key
             .sign(
                 ENROLLMENT_TYP,
@@ -678,17 +685,29 @@ impl App {
                 &serde_json::json!({"aud": server.issuer(), "code": code, "iat": tessera::store::now()}),
             )
             .unwrap();
-        let (status, body) = post_api(
+        post_api(
             server,
             "/api/devices",
             serde_json::json!({"code": code, "name": "Test phone", "public_key": key.public_jwk(), "proof": proof}),
         )
-        .await;
+        .await
+    }
+
+    async fn enroll(server: &TestServer, code: &str) -> App {
+        let key = DeviceKey::generate().unwrap().0;
+        let (status, body) = Self::post_enrollment(server, &key, code).await;
         assert_eq!(status, 201, "{body}");
         App {
             key,
             id: body["device_id"].as_str().unwrap().to_owned(),
         }
+    }
+
+    /// Claims the QR code with a fresh challenge: (status, context).
+    async fn scan(&self, server: &TestServer, qr: &str) -> (u16, serde_json::Value) {
+        let challenge = self.challenge(server, qr).await;
+        let request = self.signed(server, qr, &challenge, "scan", &[]);
+        self.send(server, qr, "scan", request).await
     }
 
     async fn challenge(&self, server: &TestServer, qr: &str) -> String {
@@ -743,25 +762,13 @@ async fn an_enrolled_companion_app_approves_with_its_device_key() {
     let code = enrollment_code(&server, &account).await;
     let app = App::enroll(&server, &code).await;
     // The code was single use.
-    let (status, body) = post_api(
-        &server,
-        "/api/devices",
-        serde_json::json!({"code": code, "name": "x", "public_key": app.key.public_jwk(),
-            "proof": app.key.sign(ENROLLMENT_TYP, None, &serde_json::json!({"aud": server.issuer(), "code": code, "iat": tessera::store::now()})).unwrap()}),
-    )
-    .await;
+    let (status, body) = App::post_enrollment(&server, &app.key, &code).await;
     assert_eq!(status, 401, "{body}");
 
     let desktop = Desktop::open(&server, &client_id).await;
     let challenge = app.challenge(&server, &desktop.id).await;
-    let (status, context) = app
-        .send(
-            &server,
-            &desktop.id,
-            "scan",
-            app.signed(&server, &desktop.id, &challenge, "scan", &[]),
-        )
-        .await;
+    let scan = app.signed(&server, &desktop.id, &challenge, "scan", &[]);
+    let (status, context) = app.send(&server, &desktop.id, "scan", scan).await;
     assert_eq!(status, 200, "{context}");
     assert_eq!(context["account"], EMAIL);
     assert_eq!(context["application"], "Test app");
@@ -873,15 +880,7 @@ async fn forged_stale_replayed_or_removed_device_requests_are_refused() {
     );
 
     // Removed mid-flow: after the scan, before the decision.
-    let challenge = app.challenge(&server, &qr).await;
-    let (status, context) = app
-        .send(
-            &server,
-            &qr,
-            "scan",
-            app.signed(&server, &qr, &challenge, "scan", &[]),
-        )
-        .await;
+    let (status, context) = app.scan(&server, &qr).await;
     assert_eq!(status, 200);
     let page = account.text("/account").await;
     let response = account
@@ -1033,15 +1032,7 @@ async fn a_device_only_account_signs_in_by_qr_and_can_reauthenticate() {
         .unwrap();
     let app = App::enroll(&server, &code).await;
     let desktop = Desktop::open(&server, &client_id).await;
-    let challenge = app.challenge(&server, &desktop.id).await;
-    let (_, context) = app
-        .send(
-            &server,
-            &desktop.id,
-            "scan",
-            app.signed(&server, &desktop.id, &challenge, "scan", &[]),
-        )
-        .await;
+    let (_, context) = app.scan(&server, &desktop.id).await;
     assert_eq!(context["account"], "no-password@example.com");
     let match_code = desktop.status().await["match_code"]
         .as_str()

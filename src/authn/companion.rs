@@ -14,9 +14,9 @@ use crate::error::Error;
 use crate::security::device_key::{self, Unverified};
 use crate::security::jwe::P256Jwk;
 use crate::security::{digest, random_id, random_secret};
+use crate::store;
 use crate::store::devices::{self, DeviceRow};
 use crate::store::users::{self, User};
-use crate::store::{self, qr_logins};
 
 /// An enrollment code is shown for ten minutes.
 pub const ENROLLMENT_TTL_SECS: i64 = 600;
@@ -99,12 +99,9 @@ pub async fn enroll(
 
 /// A single-use challenge for acting on a live QR code.
 pub async fn challenge(app: &App, qr_id: &str) -> Result<String, Error> {
-    let hash = qr::id_hash(qr_id);
     let now = store::now();
-    let live = qr_logins::find(&app.store, &hash)
-        .await?
-        .is_some_and(|row| row.expires_at > now);
-    if qr_id.len() > 64 || !live {
+    let row = qr::find(app, qr_id).await?;
+    if row.expires_at <= now {
         return Err(Error::page(
             StatusCode::NOT_FOUND,
             "QR code not found",
@@ -115,7 +112,7 @@ pub async fn challenge(app: &App, qr_id: &str) -> Result<String, Error> {
     devices::insert_challenge(
         &app.store,
         &digest(&challenge),
-        &hash,
+        &row.id_hash,
         now + CHALLENGE_TTL_SECS,
     )
     .await?;

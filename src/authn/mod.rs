@@ -17,6 +17,10 @@ pub const ACR_SINGLE_FACTOR: &str = "1";
 pub const ACR_PHISHING_RESISTANT_MFA: &str = "2";
 pub const ACR_VALUES_SUPPORTED: &[&str] = &[ACR_SINGLE_FACTOR, ACR_PHISHING_RESISTANT_MFA];
 
+/// Sensitive actions (deleting a passkey, approving a QR sign-in elsewhere, enrolling a
+/// companion app) need a sign-in at most this old.
+pub const RECENT_AUTH_SECS: i64 = 300;
+
 /// What one successful sign-in proved, recorded on the session.
 #[derive(Debug, Clone)]
 pub struct Authentication {

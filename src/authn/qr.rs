@@ -26,8 +26,6 @@ use crate::store::{self, decode_list, encode_list};
 // decides within 60 s of scanning, the browser redeems within 30 s of the approval.
 /// Wrong match codes before the QR code is refused for good.
 pub const MAX_WRONG_CODES: i32 = 3;
-/// Approving needs a user verification on the phone at most this old.
-pub const RECENT_VERIFICATION_SECS: i64 = 300;
 
 /// What the waiting browser learns from a watch or a poll.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -121,14 +119,19 @@ fn not_yours() -> Error {
     )
 }
 
-/// The row of a QR code for the browser that created it; any other browser gets "not found".
-pub async fn for_browser(app: &App, id: &str, browser: &str) -> Result<QrLoginRow, Error> {
+/// The row of the QR code `id` (from a URL, so of any length); "not found" when there is none.
+pub(crate) async fn find(app: &App, id: &str) -> Result<QrLoginRow, Error> {
     if id.len() > 64 {
         return Err(not_yours());
     }
-    let row = qr_logins::find(&app.store, &id_hash(id))
+    qr_logins::find(&app.store, &id_hash(id))
         .await?
-        .ok_or_else(not_yours)?;
+        .ok_or_else(not_yours)
+}
+
+/// The row of a QR code for the browser that created it; any other browser gets "not found".
+pub async fn for_browser(app: &App, id: &str, browser: &str) -> Result<QrLoginRow, Error> {
+    let row = find(app, id).await?;
     if !constant_time_eq(row.browser_hash.as_bytes(), digest(browser).as_bytes()) {
         return Err(not_yours());
     }
@@ -215,7 +218,7 @@ impl Approver<'_> {
 /// device key of the attacker's, turning one phished sign-in into lasting access.
 pub fn recently_verified(current: &Current, now: i64) -> bool {
     let amr = decode_list(&current.session.amr).unwrap_or_default();
-    now - current.session.auth_time <= RECENT_VERIFICATION_SECS
+    now - current.session.auth_time <= super::RECENT_AUTH_SECS
         && !amr.iter().any(|m| m == "mca")
         && amr.iter().any(|m| m == "pwd" || m == "user")
 }
@@ -253,13 +256,7 @@ pub async fn scan(
     ip: Option<IpAddr>,
 ) -> Result<Scan, Error> {
     let now = store::now();
-    if id.len() > 64 {
-        return Err(not_yours());
-    }
-    let hash = id_hash(id);
-    let row = qr_logins::find(&app.store, &hash)
-        .await?
-        .ok_or_else(not_yours)?;
+    let mut row = find(app, id).await?;
     let claimant = phone.claimant();
     let mine = row.claimed_by.as_deref() == Some(claimant.as_str());
     if row.state == qr_logins::WAITING {
@@ -273,7 +270,7 @@ pub async fn scan(
         let ip_text = ip.map(|i| i.to_string());
         if !qr_logins::claim(
             &app.store,
-            &hash,
+            &row.id_hash,
             &claimant,
             user_agent,
             ip_text.as_deref(),
@@ -284,6 +281,12 @@ pub async fn scan(
             return Err(already_scanned());
         }
         app.changes.publish(&app.store, &watch_key(&row)).await?;
+        // What the claim wrote, without reading the row back.
+        row.state = qr_logins::CLAIMED.into();
+        row.claimed_by = Some(claimant);
+        row.claimed_at = Some(now);
+        row.phone_ip = ip_text;
+        row.phone_user_agent = user_agent.map(str::to_owned);
     } else if !(mine && row.state == qr_logins::CLAIMED) {
         return Err(match row.state.as_str() {
             qr_logins::CLAIMED => already_scanned(),
@@ -293,9 +296,6 @@ pub async fn scan(
             ),
         });
     }
-    let row = qr_logins::find(&app.store, &hash)
-        .await?
-        .ok_or_else(not_yours)?;
     Ok(Scan::Claimed(Box::new(
         context(app, row, phone, now).await?,
     )))
@@ -408,13 +408,8 @@ pub async fn decide(
     decision: Decision<'_>,
 ) -> Result<Decided, Error> {
     let now = store::now();
-    if id.len() > 64 {
-        return Err(not_yours());
-    }
-    let hash = id_hash(id);
-    let row = qr_logins::find(&app.store, &hash)
-        .await?
-        .ok_or_else(not_yours)?;
+    let row = find(app, id).await?;
+    let hash = row.id_hash.clone();
     let claimant = phone.claimant();
     if row.claimed_by.as_deref() != Some(claimant.as_str()) || row.state != qr_logins::CLAIMED {
         return Err(refused(

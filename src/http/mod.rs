@@ -68,3 +68,9 @@ mod tests {
         assert_eq!(super::describe_user_agent("x"), "Unknown browser");
     }
 }
+
+/// A JSON request body, or `invalid_request` (the QR page's calls and the companion API).
+pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, crate::error::Error> {
+    serde_json::from_slice(body)
+        .map_err(|_| crate::error::Error::invalid_request("malformed JSON body"))
+}

@@ -24,8 +24,6 @@ use crate::session::{self, Current};
 use crate::store::{self, passkeys, sessions};
 
 pub const ACCOUNT_CLIENT_ID: &str = "tessera-account";
-/// Deleting a passkey needs a sign-in at most this old.
-pub const RECENT_AUTH_SECS: i64 = 300;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -350,7 +348,7 @@ async fn delete_passkey(
     body: Bytes,
 ) -> Result<Response, PageError> {
     let (current, params) = checked(&app, &headers, &body).await?;
-    if store::now() - current.session.auth_time > RECENT_AUTH_SECS {
+    if store::now() - current.session.auth_time > crate::authn::RECENT_AUTH_SECS {
         // A stolen session must not be able to remove a user's credentials.
         return Ok(redirect("/account?notice=reauthenticate"));
     }

@@ -32,10 +32,6 @@ pub fn routes() -> Router<AppState> {
         .route("/account/devices/delete", post(remove))
 }
 
-fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
-    serde_json::from_slice(bytes).map_err(|_| Error::invalid_request("malformed JSON body"))
-}
-
 #[derive(Deserialize)]
 struct EnrollBody {
     code: String,
@@ -45,7 +41,7 @@ struct EnrollBody {
 }
 
 async fn enroll(State(app): State<AppState>, bytes: Bytes) -> Result<Response, JsonError> {
-    let b: EnrollBody = body(&bytes)?;
+    let b: EnrollBody = crate::http::json_body(&bytes)?;
     let row = companion::enroll(&app, &b.code, &b.name, &b.public_key, &b.proof).await?;
     Ok((
         StatusCode::CREATED,
@@ -87,7 +83,7 @@ async fn scan(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, JsonError> {
-    let b: SignedBody = body(&bytes)?;
+    let b: SignedBody = crate::http::json_body(&bytes)?;
     let signed = companion::verify(&app, &id, &b.request).await?;
     if decision_of(&signed) != "scan" {
         return Err(Error::invalid_request("decision must be \"scan\" here").into());
@@ -129,7 +125,7 @@ async fn decide(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> Result<Response, JsonError> {
-    let b: SignedBody = body(&bytes)?;
+    let b: SignedBody = crate::http::json_body(&bytes)?;
     let signed = companion::verify(&app, &id, &b.request).await?;
     let decision = match decision_of(&signed) {
         "approve" => Decision::Approve {

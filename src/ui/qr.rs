@@ -18,7 +18,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::views::{QrApprovePage, QrDecidedPage};
 use crate::app::{App, AppState};
 use crate::authn::qr::{self, Approver, Decided, Decision, Scan, Status};
-use crate::error::{Error, PageError};
+use crate::error::{Error, JsonError, PageError};
 use crate::http::cookies;
 use crate::http::params::Params;
 use crate::oidc::authorize::pending;
@@ -51,10 +51,6 @@ fn browser(app: &App, headers: &HeaderMap) -> Result<String, Error> {
     })
 }
 
-fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
-    serde_json::from_slice(body).map_err(|_| Error::invalid_request("malformed JSON body"))
-}
-
 fn no_store(mut response: Response) -> Response {
     response
         .headers_mut()
@@ -74,8 +70,8 @@ async fn start(
     connect: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, Error> {
-    let body: StartBody = json_body(&body)?;
+) -> Result<Response, JsonError> {
+    let body: StartBody = crate::http::json_body(&body)?;
     let pending = pending::load(&app, &headers, &body.request).await?;
     pending.check_csrf(&body.csrf)?;
     let browser = browser(&app, &headers)?;
@@ -127,7 +123,7 @@ async fn poll(
     State(app): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> Result<Response, Error> {
+) -> Result<Response, JsonError> {
     let browser = browser(&app, &headers)?;
     let row = qr::for_browser(&app, &id, &browser).await?;
     Ok(no_store(
@@ -152,13 +148,14 @@ async fn events(
     Path(id): Path<String>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
-) -> Result<Response, Error> {
+) -> Result<Response, JsonError> {
     if !same_origin(&app, &headers) {
         return Err(Error::page(
             StatusCode::FORBIDDEN,
             "Forbidden",
             "This page cannot watch that sign-in.",
-        ));
+        )
+        .into());
     }
     let browser = browser(&app, &headers)?;
     let row = qr::for_browser(&app, &id, &browser).await?;
@@ -239,8 +236,8 @@ async fn redeem(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, Error> {
-    let body: RedeemBody = json_body(&body)?;
+) -> Result<Response, JsonError> {
+    let body: RedeemBody = crate::http::json_body(&body)?;
     let pending = pending::load(&app, &headers, &body.request).await?;
     pending.check_csrf(&body.csrf)?;
     let browser = browser(&app, &headers)?;
@@ -250,7 +247,7 @@ async fn redeem(
         Ok(done) => done,
         Err(e) => {
             metrics.sign_in("qr", "failure");
-            return Err(e);
+            return Err(e.into());
         }
     };
     if let Some(hinted) = &pending.request.hinted_subject {
@@ -260,7 +257,8 @@ async fn redeem(
                 StatusCode::FORBIDDEN,
                 "Different account",
                 crate::ui::interaction::WRONG_ACCOUNT,
-            ));
+            )
+            .into());
         }
     }
     metrics.sign_in("qr", "success");
