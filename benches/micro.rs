@@ -34,6 +34,7 @@ fn user() -> User {
         created_at: 1_700_000_000,
         updated_at: 1_700_000_000,
         webauthn_handle: None,
+        role: "member".into(),
     }
 }
 

@@ -38,6 +38,8 @@ pub struct App {
     pub passkeys: Option<crate::authn::passkey::Passkeys>,
     /// Wakes watchers (a waiting QR page) when a row they watch changes, across replicas.
     pub changes: crate::store::notifications::Changes,
+    /// Email and SMS out (one-time codes), or the demo's in-memory outbox.
+    pub delivery: crate::delivery::Delivery,
 }
 
 pub type AppState = Arc<App>;
@@ -75,6 +77,7 @@ pub async fn build(config: Config) -> Result<AppState, String> {
         .build()
         .map_err(|e| format!("HTTP client: {e}"))?;
     let passkeys = crate::authn::passkey::Passkeys::from_config(&config)?;
+    let delivery = crate::delivery::Delivery::from_config(&config)?;
     let app = Arc::new(App {
         config,
         store,
@@ -87,6 +90,7 @@ pub async fn build(config: Config) -> Result<AppState, String> {
         http,
         passkeys,
         changes: Default::default(),
+        delivery,
     });
     crate::ui::account::ensure_client(&app).await?;
     if app.config.demo {

@@ -36,6 +36,12 @@ pub struct Config {
     pub sessions: SessionSettings,
     pub rate_limits: RateLimitSettings,
     pub qr: QrSettings,
+    /// Email and SMS one-time codes: lifetime and tries (README "Email and SMS codes").
+    pub otp: OtpSettings,
+    /// How email leaves Tessera (one-time codes).
+    pub email: EmailSettings,
+    /// How text messages leave Tessera (one-time codes).
+    pub sms: SmsSettings,
     /// Name of the reauthentication claim in ID tokens and userinfo.
     pub reauthentication_claim: String,
     /// The demo app's freshness window for its sensitive operation (seconds since `auth_time`).
@@ -105,6 +111,113 @@ impl Default for QrSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct OtpSettings {
+    /// How long a code can be used.
+    pub code_ttl_secs: i64,
+    /// Wrong codes allowed per code; the code is dead after that.
+    pub max_attempts: i64,
+}
+
+impl Default for OtpSettings {
+    fn default() -> Self {
+        OtpSettings {
+            code_ttl_secs: 600,
+            max_attempts: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmailTransport {
+    /// Keep messages in memory and show them at `/dev/outbox` (demo mode only): no mail server.
+    Outbox,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain SMTP: only for a relay on the same host or network.
+    None,
+    /// Upgrade with STARTTLS, and refuse a server that does not offer it.
+    Starttls,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailSettings {
+    pub transport: EmailTransport,
+    /// `From:` of every message, e.g. `Tessera <no-reply@example.com>`.
+    pub from: String,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub smtp_tls: SmtpTls,
+    pub smtp_username: Option<String>,
+    /// Prefer `TESSERA_SMTP_PASSWORD` to keep it out of the file.
+    pub smtp_password: Option<String>,
+    pub smtp_timeout_secs: u64,
+}
+
+impl Default for EmailSettings {
+    fn default() -> Self {
+        EmailSettings {
+            transport: EmailTransport::Outbox,
+            from: "Tessera <no-reply@localhost>".into(),
+            smtp_host: "localhost".into(),
+            smtp_port: 25,
+            smtp_tls: SmtpTls::Starttls,
+            smtp_username: None,
+            smtp_password: None,
+            smtp_timeout_secs: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsSenderKind {
+    /// Keep messages in memory and show them at `/dev/outbox` (demo mode only).
+    Outbox,
+    /// POST `{"to", "body"}` as JSON to `webhook_url` with the shared secret in a header.
+    Webhook,
+    /// Twilio's Messages API (or a compatible one at `twilio_base_url`).
+    Twilio,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmsSettings {
+    pub sender: SmsSenderKind,
+    pub webhook_url: Option<String>,
+    /// Sent as `X-Tessera-Webhook-Secret`; prefer `TESSERA_SMS_WEBHOOK_SECRET`.
+    pub webhook_secret: Option<String>,
+    pub twilio_base_url: String,
+    pub twilio_account_sid: Option<String>,
+    /// Prefer `TESSERA_TWILIO_AUTH_TOKEN`.
+    pub twilio_auth_token: Option<String>,
+    /// The sending number (E.164) or messaging service.
+    pub twilio_from: Option<String>,
+}
+
+impl Default for SmsSettings {
+    fn default() -> Self {
+        SmsSettings {
+            sender: SmsSenderKind::Outbox,
+            webhook_url: None,
+            webhook_secret: None,
+            twilio_base_url: "https://api.twilio.com".into(),
+            twilio_account_sid: None,
+            twilio_auth_token: None,
+            twilio_from: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RateLimitSettings {
     /// Failed password sign-ins per account.
     pub login_per_account: Policy,
@@ -114,6 +227,15 @@ pub struct RateLimitSettings {
     pub client_auth_per_client: Policy,
     /// Wrong user codes typed on the device verification page, per signed-in session.
     pub device_user_code_per_session: Policy,
+    /// One-time codes sent per address (email or phone), short window: the resend throttle.
+    /// `max_failures` counts sends here.
+    pub otp_send_per_address: Policy,
+    /// One-time codes sent per address, long window.
+    pub otp_send_per_address_hourly: Policy,
+    /// One-time codes sent per client IP, short window.
+    pub otp_send_per_ip: Policy,
+    /// One-time codes sent per client IP, long window.
+    pub otp_send_per_ip_hourly: Policy,
 }
 
 impl Default for Config {
@@ -133,6 +255,9 @@ impl Default for Config {
             sessions: SessionSettings::default(),
             rate_limits: RateLimitSettings::default(),
             qr: QrSettings::default(),
+            otp: OtpSettings::default(),
+            email: EmailSettings::default(),
+            sms: SmsSettings::default(),
             reauthentication_claim: "can_reauthenticate".into(),
             demo_reauthenticate_after_secs: 300,
         }
@@ -182,6 +307,22 @@ impl Default for RateLimitSettings {
             device_user_code_per_session: Policy {
                 max_failures: 5,
                 window_secs: 10 * 60,
+            },
+            otp_send_per_address: Policy {
+                max_failures: 1,
+                window_secs: 30,
+            },
+            otp_send_per_address_hourly: Policy {
+                max_failures: 5,
+                window_secs: 3600,
+            },
+            otp_send_per_ip: Policy {
+                max_failures: 5,
+                window_secs: 30,
+            },
+            otp_send_per_ip_hourly: Policy {
+                max_failures: 30,
+                window_secs: 3600,
             },
         }
     }
@@ -250,6 +391,15 @@ impl Config {
                 }
             };
         }
+        if let Some(v) = get("TESSERA_SMTP_PASSWORD") {
+            self.email.smtp_password = Some(v);
+        }
+        if let Some(v) = get("TESSERA_SMS_WEBHOOK_SECRET") {
+            self.sms.webhook_secret = Some(v);
+        }
+        if let Some(v) = get("TESSERA_TWILIO_AUTH_TOKEN") {
+            self.sms.twilio_auth_token = Some(v);
+        }
         if let Some(v) = get("TESSERA_DEMO_REAUTHENTICATE_AFTER_SECS") {
             self.demo_reauthenticate_after_secs = v.parse().map_err(|_| {
                 format!("TESSERA_DEMO_REAUTHENTICATE_AFTER_SECS: not a number: {v}")
@@ -311,6 +461,32 @@ impl Config {
                 "reauthentication_claim must be a printable claim name that no standard claim uses"
                     .into(),
             );
+        }
+        if self.otp.code_ttl_secs < 30 || self.otp.max_attempts < 1 {
+            return Err("otp.code_ttl_secs must be at least 30 and otp.max_attempts at least 1".into());
+        }
+        match self.sms.sender {
+            SmsSenderKind::Webhook => {
+                let url = self.sms.webhook_url.as_deref().unwrap_or("");
+                url::Url::parse(url).map_err(|e| format!("sms.webhook_url {url:?}: {e}"))?;
+                if self.sms.webhook_secret.as_deref().unwrap_or("").len() < 16 {
+                    return Err("sms.webhook_secret must be at least 16 characters".into());
+                }
+            }
+            SmsSenderKind::Twilio => {
+                if self.sms.twilio_account_sid.is_none()
+                    || self.sms.twilio_auth_token.is_none()
+                    || self.sms.twilio_from.is_none()
+                {
+                    return Err(
+                        "sms.sender = twilio needs twilio_account_sid, twilio_auth_token and twilio_from"
+                            .into(),
+                    );
+                }
+                url::Url::parse(&self.sms.twilio_base_url)
+                    .map_err(|e| format!("sms.twilio_base_url: {e}"))?;
+            }
+            SmsSenderKind::Outbox => {}
         }
         if self.tokens.device_code_ttl_secs < 1 {
             return Err("tokens.device_code_ttl_secs must be at least 1".into());

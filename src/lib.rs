@@ -7,10 +7,12 @@
 
 pub mod admin;
 pub mod app;
+pub mod audit;
 pub mod authn;
 pub mod companion_app;
 pub mod config;
 pub mod cpu;
+pub mod delivery;
 pub mod demo;
 pub mod error;
 pub mod fuzzing;

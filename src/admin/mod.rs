@@ -2,6 +2,7 @@
 //! apply the same validation.
 
 pub mod cli;
+pub mod orgs;
 
 use crate::oidc::authorize::redirect_uri::validate_for_registration;
 use crate::security::{digest, random_id, random_secret};
@@ -61,6 +62,7 @@ pub async fn create_client(
         created_at: store::now(),
         backchannel_logout_uri: new.backchannel_logout_uri.map(str::to_owned),
         backchannel_logout_session_required: true,
+        admin_api: false,
     };
     clients::insert(store, &row).await.map_err(|e| {
         if e.is_unique_violation() {
@@ -107,6 +109,7 @@ pub async fn create_user(store: &Store, new: NewUser<'_>) -> Result<User, String
         created_at: now,
         updated_at: now,
         webauthn_handle: None,
+        role: users::ROLE_MEMBER.into(),
     };
     users::insert(store, &user).await.map_err(|e| {
         if e.is_unique_violation() {
@@ -148,4 +151,61 @@ fn validate_backchannel_uri(uri: &str) -> Result<(), String> {
             "{uri}: a back-channel logout URI must be https (http only for loopback)"
         )),
     }
+}
+
+/// Who makes an admin change, and which organizations they may touch. Every change made
+/// through the CLI, the admin API or the console is written to the audit log under this name
+/// ([`record_change`]).
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// `cli`, `admin_token:ID`, `client:ID` (client-credentials grant) or `user:ID` (console).
+    pub name: String,
+    /// The one organization this actor manages; `None` manages every organization and the
+    /// deployment-wide parts (signing keys).
+    pub org_id: Option<String>,
+    pub ip: Option<String>,
+}
+
+impl Actor {
+    pub fn cli() -> Actor {
+        Actor {
+            name: "cli".into(),
+            org_id: None,
+            ip: None,
+        }
+    }
+
+    /// May this actor manage `org_id`?
+    pub fn manages(&self, org_id: &str) -> bool {
+        self.org_id.as_deref().is_none_or(|own| own == org_id)
+    }
+
+    pub fn is_deployment_admin(&self) -> bool {
+        self.org_id.is_none()
+    }
+}
+
+/// Writes one admin change to the audit log (call it after the change succeeded).
+pub async fn record_change(
+    store: &Store,
+    actor: &Actor,
+    org_id: Option<&str>,
+    action: &str,
+    target: Option<&str>,
+    detail: serde_json::Value,
+) -> Result<(), String> {
+    crate::audit::record(
+        store,
+        crate::audit::Event {
+            org_id,
+            actor: actor.name.clone(),
+            action,
+            target: target.map(str::to_owned),
+            outcome: crate::audit::Outcome::Success,
+            ip: actor.ip.clone(),
+            detail,
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())
 }

@@ -3,6 +3,7 @@
 //! can re-prove presence (the reauthentication claim).
 
 pub mod companion;
+pub mod methods;
 pub mod passkey;
 pub mod password;
 pub mod qr;
@@ -56,15 +57,34 @@ impl Authentication {
     }
 }
 
-/// True when the user holds a method that can re-prove presence interactively: a password,
-/// a passkey that has not been flagged, or an enrolled companion device (which approves a QR
-/// sign-in with its key).
+/// True when the user holds a method that can re-prove presence interactively and that
+/// their organization has enabled: a password, a passkey that has not been flagged, an
+/// enrolled companion device (which approves a QR sign-in with its key), or a verified email
+/// or phone number where the organization lets one-time codes count (off by default, see
+/// [`methods::OtpSettings::counts_for_reauthentication`]).
 pub async fn can_reauthenticate(store: &Store, user: &User) -> StoreResult<bool> {
-    if user.password_hash.is_some() {
+    let config = match crate::store::orgs::find(store, &user.org_id).await? {
+        Some(org) => org.auth_config()?,
+        None => return Ok(false),
+    };
+    if config.password.enabled && user.password_hash.is_some() {
         return Ok(true);
     }
-    if crate::store::passkeys::count_usable_for_user(store, &user.id).await? > 0 {
+    if config.email_otp.enabled && config.email_otp.counts_for_reauthentication && user.email_verified
+    {
         return Ok(true);
     }
-    Ok(crate::store::devices::count_for_user(store, &user.id).await? > 0)
+    if config.phone_otp.enabled
+        && config.phone_otp.counts_for_reauthentication
+        && user.phone_number_verified
+        && user.phone_number.is_some()
+    {
+        return Ok(true);
+    }
+    if config.passkey.enabled
+        && crate::store::passkeys::count_usable_for_user(store, &user.id).await? > 0
+    {
+        return Ok(true);
+    }
+    Ok(config.qr.enabled && crate::store::devices::count_for_user(store, &user.id).await? > 0)
 }

@@ -1,12 +1,12 @@
 //! Security headers on every response. The CSP forbids inline script and framing; pages load
-//! only same-origin scripts and styles.
+//! only same-origin scripts and styles; images may also come from https (organization logos).
 
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; \
                    connect-src 'self'; font-src 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 pub async fn add(hsts: bool, request: Request, next: Next) -> Response {

@@ -22,6 +22,8 @@ pub struct ClientRow {
     pub created_at: i64,
     pub backchannel_logout_uri: Option<String>,
     pub backchannel_logout_session_required: bool,
+    /// May obtain the admin scope with the client-credentials grant (the admin API).
+    pub admin_api: bool,
 }
 
 /// A client as the protocol code sees it.
@@ -36,6 +38,7 @@ pub struct Client {
     pub created_at: i64,
     pub backchannel_logout_uri: Option<String>,
     pub backchannel_logout_session_required: bool,
+    pub admin_api: bool,
 }
 
 impl Client {
@@ -57,6 +60,7 @@ impl TryFrom<ClientRow> for Client {
             created_at: row.created_at,
             backchannel_logout_uri: row.backchannel_logout_uri,
             backchannel_logout_session_required: row.backchannel_logout_session_required,
+            admin_api: row.admin_api,
         })
     }
 }

@@ -15,6 +15,8 @@ pub mod grants;
 pub mod keys;
 pub mod notifications;
 pub mod orgs;
+pub mod otp_challenges;
+pub mod audit;
 pub mod passkeys;
 pub mod qr_logins;
 pub mod rate_limits;

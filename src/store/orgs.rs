@@ -1,10 +1,11 @@
-//! Organizations own users, clients and (later) their sign-in method configuration.
+//! Organizations own users, clients, their sign-in method configuration and their branding.
 
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
 use diesel_async::RunQueryDsl;
 
 use super::schema::organizations;
 use super::{Store, StoreResult, with_conn};
+use crate::authn::methods::AuthConfig;
 
 pub const DEFAULT_ORG_SLUG: &str = "default";
 
@@ -15,6 +16,34 @@ pub struct Organization {
     pub slug: String,
     pub name: String,
     pub created_at: i64,
+    /// JSON of [`AuthConfig`]; read it with [`Organization::auth_config`].
+    pub auth_config: String,
+    pub logo_url: Option<String>,
+    /// `#rrggbb`.
+    pub primary_color: Option<String>,
+    pub updated_at: i64,
+}
+
+impl Organization {
+    pub fn new(slug: &str, name: &str) -> Organization {
+        let now = super::now();
+        Organization {
+            id: crate::security::random_id(),
+            slug: slug.into(),
+            name: name.into(),
+            created_at: now,
+            auth_config: AuthConfig::default().to_json(),
+            logo_url: None,
+            primary_color: None,
+            updated_at: now,
+        }
+    }
+
+    /// The stored configuration; `{}` (the migration's default) reads as the defaults.
+    pub fn auth_config(&self) -> StoreResult<AuthConfig> {
+        AuthConfig::from_json(&self.auth_config)
+            .map_err(|e| super::StoreError::Corrupt(format!("organization auth_config: {e}")))
+    }
 }
 
 pub async fn insert(store: &Store, org: &Organization) -> StoreResult<()> {
@@ -28,6 +57,9 @@ pub async fn insert(store: &Store, org: &Organization) -> StoreResult<()> {
 }
 
 pub async fn find(store: &Store, id: &str) -> StoreResult<Option<Organization>> {
+    if !super::storable(id) {
+        return Ok(None);
+    }
     with_conn!(store, |conn| {
         Ok(organizations::table
             .find(id)
@@ -52,18 +84,61 @@ pub async fn find_by_slug(store: &Store, slug: &str) -> StoreResult<Option<Organ
     })
 }
 
+pub async fn list(store: &Store) -> StoreResult<Vec<Organization>> {
+    with_conn!(store, |conn| {
+        Ok(organizations::table
+            .order(organizations::created_at.asc())
+            .select(Organization::as_select())
+            .load(conn)
+            .await?)
+    })
+}
+
+/// Stores an already validated configuration (see `admin::orgs::set_auth_config`).
+pub async fn set_auth_config(store: &Store, id: &str, config: &AuthConfig) -> StoreResult<bool> {
+    let json = config.to_json();
+    let now = super::now();
+    with_conn!(store, |conn| {
+        let n = diesel::update(organizations::table.find(id))
+            .set((
+                organizations::auth_config.eq(&json),
+                organizations::updated_at.eq(now),
+            ))
+            .execute(conn)
+            .await?;
+        Ok(n > 0)
+    })
+}
+
+pub async fn set_branding(
+    store: &Store,
+    id: &str,
+    name: &str,
+    logo_url: Option<&str>,
+    primary_color: Option<&str>,
+) -> StoreResult<bool> {
+    let now = super::now();
+    with_conn!(store, |conn| {
+        let n = diesel::update(organizations::table.find(id))
+            .set((
+                organizations::name.eq(name),
+                organizations::logo_url.eq(logo_url),
+                organizations::primary_color.eq(primary_color),
+                organizations::updated_at.eq(now),
+            ))
+            .execute(conn)
+            .await?;
+        Ok(n > 0)
+    })
+}
+
 /// The default organization exists in every deployment so that a single-tenant setup never
 /// has to name one. Safe to call from several replicas at once.
 pub async fn ensure_default(store: &Store) -> StoreResult<Organization> {
     if let Some(org) = find_by_slug(store, DEFAULT_ORG_SLUG).await? {
         return Ok(org);
     }
-    let org = Organization {
-        id: crate::security::random_id(),
-        slug: DEFAULT_ORG_SLUG.into(),
-        name: "Default organization".into(),
-        created_at: super::now(),
-    };
+    let org = Organization::new(DEFAULT_ORG_SLUG, "Default organization");
     match insert(store, &org).await {
         Ok(()) => Ok(org),
         Err(e) if e.is_unique_violation() => find_by_slug(store, DEFAULT_ORG_SLUG).await?.ok_or(e),

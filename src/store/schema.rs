@@ -7,6 +7,10 @@ diesel::table! {
         slug -> Text,
         name -> Text,
         created_at -> BigInt,
+        auth_config -> Text,
+        logo_url -> Nullable<Text>,
+        primary_color -> Nullable<Text>,
+        updated_at -> BigInt,
     }
 }
 
@@ -28,6 +32,7 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         webauthn_handle -> Nullable<Text>,
+        role -> Text,
     }
 }
 
@@ -42,6 +47,7 @@ diesel::table! {
         created_at -> BigInt,
         backchannel_logout_uri -> Nullable<Text>,
         backchannel_logout_session_required -> Bool,
+        admin_api -> Bool,
     }
 }
 
@@ -258,7 +264,52 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    otp_challenges (id) {
+        id -> Text,
+        org_id -> Text,
+        channel -> Text,
+        address -> Text,
+        user_id -> Nullable<Text>,
+        auth_request_id -> Text,
+        code_hash -> Text,
+        failed_attempts -> BigInt,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        consumed_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    admin_tokens (id) {
+        id -> Text,
+        token_hash -> Text,
+        org_id -> Nullable<Text>,
+        name -> Text,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Text,
+        org_id -> Nullable<Text>,
+        at -> BigInt,
+        actor -> Text,
+        action -> Text,
+        target -> Nullable<Text>,
+        outcome -> Text,
+        ip -> Nullable<Text>,
+        detail -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    otp_challenges,
+    admin_tokens,
+    audit_log,
     qr_logins,
     devices,
     device_enrollments,

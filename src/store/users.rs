@@ -26,7 +26,12 @@ pub struct User {
     pub updated_at: i64,
     /// The WebAuthn user handle, created with the user's first passkey.
     pub webauthn_handle: Option<String>,
+    /// `member`, or `admin` of the organization (the admin console).
+    pub role: String,
 }
+
+pub const ROLE_MEMBER: &str = "member";
+pub const ROLE_ADMIN: &str = "admin";
 
 /// Emails compare case-insensitively and without surrounding space: one address, one account.
 pub fn normalize_email(email: &str) -> String {
@@ -138,5 +143,122 @@ pub async fn ensure_webauthn_handle(
             .first(conn)
             .await?;
         stored.ok_or_else(|| super::StoreError::Corrupt("user without a WebAuthn handle".into()))
+    })
+}
+
+/// How many active accounts of an organization each method could sign in: the data half of
+/// the lock-out guard.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MethodReach {
+    pub active: i64,
+    pub with_password: i64,
+    pub with_passkey: i64,
+    pub with_phone: i64,
+}
+
+pub async fn method_reach(store: &Store, org_id: &str) -> StoreResult<MethodReach> {
+    use super::schema::passkeys;
+    with_conn!(store, |conn| {
+        let active = users::table
+            .filter(users::org_id.eq(org_id))
+            .filter(users::disabled.eq(false));
+        let total: i64 = active.count().get_result(conn).await?;
+        let with_password: i64 = active
+            .filter(users::password_hash.is_not_null())
+            .count()
+            .get_result(conn)
+            .await?;
+        let with_phone: i64 = active
+            .filter(users::phone_number.is_not_null())
+            .count()
+            .get_result(conn)
+            .await?;
+        let with_passkey: i64 = active
+            .filter(
+                users::id.eq_any(
+                    passkeys::table
+                        .filter(passkeys::flagged.eq(false))
+                        .select(passkeys::user_id),
+                ),
+            )
+            .count()
+            .get_result(conn)
+            .await?;
+        Ok(MethodReach {
+            active: total,
+            with_password,
+            with_passkey,
+            with_phone,
+        })
+    })
+}
+
+pub async fn find_by_phone(store: &Store, org_id: &str, phone: &str) -> StoreResult<Option<User>> {
+    if !super::storable(phone) || !super::storable(org_id) {
+        return Ok(None);
+    }
+    with_conn!(store, |conn| {
+        Ok(users::table
+            .filter(users::org_id.eq(org_id))
+            .filter(users::phone_number.eq(phone))
+            .select(User::as_select())
+            .first(conn)
+            .await
+            .optional()?)
+    })
+}
+
+/// Sets the phone number (E.164, already normalized) and whether it is verified.
+pub async fn set_phone(
+    store: &Store,
+    id: &str,
+    phone: Option<&str>,
+    verified: bool,
+) -> StoreResult<()> {
+    let now = super::now();
+    with_conn!(store, |conn| {
+        diesel::update(users::table.find(id))
+            .set((
+                users::phone_number.eq(phone),
+                users::phone_number_verified.eq(verified),
+                users::updated_at.eq(now),
+            ))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+}
+
+/// A one-time code sent to the address proved it: mark the email verified.
+pub async fn mark_email_verified(store: &Store, id: &str) -> StoreResult<()> {
+    let now = super::now();
+    with_conn!(store, |conn| {
+        diesel::update(users::table.find(id))
+            .set((users::email_verified.eq(true), users::updated_at.eq(now)))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+}
+
+pub async fn set_disabled(store: &Store, id: &str, disabled: bool) -> StoreResult<bool> {
+    let now = super::now();
+    with_conn!(store, |conn| {
+        let n = diesel::update(users::table.find(id))
+            .set((users::disabled.eq(disabled), users::updated_at.eq(now)))
+            .execute(conn)
+            .await?;
+        Ok(n > 0)
+    })
+}
+
+pub async fn set_role(store: &Store, id: &str, role: &str) -> StoreResult<bool> {
+    let now = super::now();
+    with_conn!(store, |conn| {
+        let n = diesel::update(users::table.find(id))
+            .set((users::role.eq(role), users::updated_at.eq(now)))
+            .execute(conn)
+            .await?;
+        Ok(n > 0)
     })
 }

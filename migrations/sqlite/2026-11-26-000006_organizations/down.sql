@@ -1,0 +1,10 @@
+DROP TABLE audit_log;
+DROP TABLE admin_tokens;
+DROP TABLE otp_challenges;
+ALTER TABLE clients DROP COLUMN admin_api;
+DROP INDEX users_phone;
+ALTER TABLE users DROP COLUMN role;
+ALTER TABLE organizations DROP COLUMN updated_at;
+ALTER TABLE organizations DROP COLUMN primary_color;
+ALTER TABLE organizations DROP COLUMN logo_url;
+ALTER TABLE organizations DROP COLUMN auth_config;

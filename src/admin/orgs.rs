@@ -1,0 +1,116 @@
+//! Organization administration shared by the CLI, the admin API and the console: creating
+//! organizations, branding, and saving the sign-in method configuration behind the lock-out
+//! guard.
+
+use crate::authn::methods::{AuthConfig, Method};
+use crate::store::orgs::{self, Organization};
+use crate::store::{Store, users};
+
+pub async fn create(store: &Store, slug: &str, name: &str) -> Result<Organization, String> {
+    let slug = slug.trim();
+    let valid = !slug.is_empty()
+        && slug.len() <= 63
+        && slug
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !slug.starts_with('-');
+    if !valid {
+        return Err(format!(
+            "{slug:?}: an organization slug is 1 to 63 lower-case letters, digits and dashes"
+        ));
+    }
+    if name.trim().is_empty() || name.len() > 200 {
+        return Err("the organization needs a name (at most 200 characters)".into());
+    }
+    let org = Organization::new(slug, name.trim());
+    orgs::insert(store, &org).await.map_err(|e| {
+        if e.is_unique_violation() {
+            format!("an organization {slug:?} already exists")
+        } else {
+            e.to_string()
+        }
+    })?;
+    Ok(org)
+}
+
+pub async fn set_branding(
+    store: &Store,
+    org_id: &str,
+    name: &str,
+    logo_url: Option<&str>,
+    primary_color: Option<&str>,
+) -> Result<(), String> {
+    if name.trim().is_empty() || name.len() > 200 {
+        return Err("the organization needs a name (at most 200 characters)".into());
+    }
+    let logo_url = logo_url.map(str::trim).filter(|s| !s.is_empty());
+    if let Some(url) = logo_url {
+        // Shown as <img src> on the hosted pages: https only (the CSP allows https: images).
+        let parsed = url::Url::parse(url).map_err(|e| format!("logo_url: {e}"))?;
+        if parsed.scheme() != "https" {
+            return Err("logo_url must be an https URL".into());
+        }
+    }
+    let primary_color = primary_color.map(str::trim).filter(|s| !s.is_empty());
+    if let Some(colour) = primary_color {
+        let hex = colour.strip_prefix('#').unwrap_or("");
+        if hex.len() != 6 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err("primary_color must look like #1a73e8".into());
+        }
+    }
+    if !orgs::set_branding(store, org_id, name.trim(), logo_url, primary_color)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        return Err("no such organization".into());
+    }
+    Ok(())
+}
+
+/// Saves `config` unless it would lock everyone out: no method a person can start with, or
+/// an organization with accounts none of which any enabled method can sign in (say, only
+/// passkeys when nobody has registered one). `passkeys_available` is false when the
+/// deployment cannot offer passkeys (its issuer host is an IP address).
+pub async fn set_auth_config(
+    store: &Store,
+    org_id: &str,
+    config: &AuthConfig,
+    passkeys_available: bool,
+) -> Result<(), String> {
+    config.check_static()?;
+    let reach = users::method_reach(store, org_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let anyone_can_sign_in = reach.active == 0
+        || config.enabled(Method::EmailOtp)
+        || (config.enabled(Method::Password) && reach.with_password > 0)
+        || (config.enabled(Method::Passkey) && passkeys_available && reach.with_passkey > 0)
+        || (config.enabled(Method::PhoneOtp) && reach.with_phone > 0);
+    if !anyone_can_sign_in {
+        let mut why = Vec::new();
+        if config.enabled(Method::Password) {
+            why.push("no account has a password".to_owned());
+        }
+        if config.enabled(Method::Passkey) {
+            why.push(if passkeys_available {
+                "no account has a passkey".to_owned()
+            } else {
+                "this deployment cannot offer passkeys (its issuer is an IP address)".to_owned()
+            });
+        }
+        if config.enabled(Method::PhoneOtp) {
+            why.push("no account has a phone number".to_owned());
+        }
+        return Err(format!(
+            "this configuration would lock every account out ({}); enable another method first",
+            why.join(", ")
+        ));
+    }
+    if !orgs::set_auth_config(store, org_id, config)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        return Err("no such organization".into());
+    }
+    Ok(())
+}
