@@ -463,7 +463,9 @@ impl Config {
             );
         }
         if self.otp.code_ttl_secs < 30 || self.otp.max_attempts < 1 {
-            return Err("otp.code_ttl_secs must be at least 30 and otp.max_attempts at least 1".into());
+            return Err(
+                "otp.code_ttl_secs must be at least 30 and otp.max_attempts at least 1".into(),
+            );
         }
         match self.sms.sender {
             SmsSenderKind::Webhook => {

@@ -153,6 +153,37 @@ fn validate_backchannel_uri(uri: &str) -> Result<(), String> {
     }
 }
 
+/// Why an admin operation was refused; the admin API maps each onto its HTTP status (403,
+/// 404, 400 or 409, 503/500) and the console and CLI show the message.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The actor does not manage this organization (or the deployment-wide part).
+    #[error("not allowed: {0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The input is invalid, or the change is refused (the lock-out guard).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl Actor {
+    /// Refuses unless this actor manages `org_id`.
+    pub fn require_org(&self, org_id: &str) -> Result<(), AdminError> {
+        if self.manages(org_id) {
+            Ok(())
+        } else {
+            Err(AdminError::Forbidden(
+                "this credential manages another organization".into(),
+            ))
+        }
+    }
+}
+
 /// Who makes an admin change, and which organizations they may touch. Every change made
 /// through the CLI, the admin API or the console is written to the audit log under this name
 /// ([`record_change`]).
@@ -193,7 +224,7 @@ pub async fn record_change(
     action: &str,
     target: Option<&str>,
     detail: serde_json::Value,
-) -> Result<(), String> {
+) -> Result<(), AdminError> {
     crate::audit::record(
         store,
         crate::audit::Event {
@@ -206,6 +237,6 @@ pub async fn record_change(
             detail,
         },
     )
-    .await
-    .map_err(|e| e.to_string())
+    .await?;
+    Ok(())
 }

@@ -2,11 +2,25 @@
 //! organizations, branding, and saving the sign-in method configuration behind the lock-out
 //! guard.
 
+use serde_json::json;
+
+use super::{Actor, AdminError, record_change};
 use crate::authn::methods::{AuthConfig, Method};
 use crate::store::orgs::{self, Organization};
 use crate::store::{Store, users};
 
-pub async fn create(store: &Store, slug: &str, name: &str) -> Result<Organization, String> {
+/// Creates an organization (deployment admins only).
+pub async fn create(
+    store: &Store,
+    actor: &Actor,
+    slug: &str,
+    name: &str,
+) -> Result<Organization, AdminError> {
+    if !actor.is_deployment_admin() {
+        return Err(AdminError::Forbidden(
+            "only a deployment-wide credential creates organizations".into(),
+        ));
+    }
     let slug = slug.trim();
     let valid = !slug.is_empty()
         && slug.len() <= 63
@@ -15,56 +29,88 @@ pub async fn create(store: &Store, slug: &str, name: &str) -> Result<Organizatio
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !slug.starts_with('-');
     if !valid {
-        return Err(format!(
+        return Err(AdminError::Invalid(format!(
             "{slug:?}: an organization slug is 1 to 63 lower-case letters, digits and dashes"
-        ));
+        )));
     }
-    if name.trim().is_empty() || name.len() > 200 {
-        return Err("the organization needs a name (at most 200 characters)".into());
-    }
+    check_name(name)?;
     let org = Organization::new(slug, name.trim());
     orgs::insert(store, &org).await.map_err(|e| {
         if e.is_unique_violation() {
-            format!("an organization {slug:?} already exists")
+            AdminError::Conflict(format!("an organization {slug:?} already exists"))
         } else {
-            e.to_string()
+            e.into()
         }
     })?;
+    record_change(
+        store,
+        actor,
+        Some(&org.id),
+        "org.create",
+        Some(&org.id),
+        json!({ "slug": org.slug, "name": org.name }),
+    )
+    .await?;
     Ok(org)
+}
+
+fn check_name(name: &str) -> Result<(), AdminError> {
+    if name.trim().is_empty() || name.len() > 200 {
+        return Err(AdminError::Invalid(
+            "the organization needs a name (at most 200 characters)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The organization, if this actor manages it.
+pub async fn get(store: &Store, actor: &Actor, org_id: &str) -> Result<Organization, AdminError> {
+    actor.require_org(org_id)?;
+    orgs::find(store, org_id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound("no such organization".into()))
 }
 
 pub async fn set_branding(
     store: &Store,
+    actor: &Actor,
     org_id: &str,
     name: &str,
     logo_url: Option<&str>,
     primary_color: Option<&str>,
-) -> Result<(), String> {
-    if name.trim().is_empty() || name.len() > 200 {
-        return Err("the organization needs a name (at most 200 characters)".into());
-    }
+) -> Result<(), AdminError> {
+    actor.require_org(org_id)?;
+    check_name(name)?;
     let logo_url = logo_url.map(str::trim).filter(|s| !s.is_empty());
     if let Some(url) = logo_url {
         // Shown as <img src> on the hosted pages: https only (the CSP allows https: images).
-        let parsed = url::Url::parse(url).map_err(|e| format!("logo_url: {e}"))?;
+        let parsed =
+            url::Url::parse(url).map_err(|e| AdminError::Invalid(format!("logo_url: {e}")))?;
         if parsed.scheme() != "https" {
-            return Err("logo_url must be an https URL".into());
+            return Err(AdminError::Invalid("logo_url must be an https URL".into()));
         }
     }
     let primary_color = primary_color.map(str::trim).filter(|s| !s.is_empty());
     if let Some(colour) = primary_color {
         let hex = colour.strip_prefix('#').unwrap_or("");
         if hex.len() != 6 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err("primary_color must look like #1a73e8".into());
+            return Err(AdminError::Invalid(
+                "primary_color must look like #1a73e8".into(),
+            ));
         }
     }
-    if !orgs::set_branding(store, org_id, name.trim(), logo_url, primary_color)
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        return Err("no such organization".into());
+    if !orgs::set_branding(store, org_id, name.trim(), logo_url, primary_color).await? {
+        return Err(AdminError::NotFound("no such organization".into()));
     }
-    Ok(())
+    record_change(
+        store,
+        actor,
+        Some(org_id),
+        "org.branding.update",
+        Some(org_id),
+        json!({ "name": name.trim(), "logo_url": logo_url, "primary_color": primary_color }),
+    )
+    .await
 }
 
 /// Saves `config` unless it would lock everyone out: no method a person can start with, or
@@ -73,14 +119,14 @@ pub async fn set_branding(
 /// deployment cannot offer passkeys (its issuer host is an IP address).
 pub async fn set_auth_config(
     store: &Store,
+    actor: &Actor,
     org_id: &str,
     config: &AuthConfig,
     passkeys_available: bool,
-) -> Result<(), String> {
-    config.check_static()?;
-    let reach = users::method_reach(store, org_id)
-        .await
-        .map_err(|e| e.to_string())?;
+) -> Result<(), AdminError> {
+    actor.require_org(org_id)?;
+    config.check_static().map_err(AdminError::Invalid)?;
+    let reach = users::method_reach(store, org_id).await?;
     let anyone_can_sign_in = reach.active == 0
         || config.enabled(Method::EmailOtp)
         || (config.enabled(Method::Password) && reach.with_password > 0)
@@ -101,16 +147,21 @@ pub async fn set_auth_config(
         if config.enabled(Method::PhoneOtp) {
             why.push("no account has a phone number".to_owned());
         }
-        return Err(format!(
+        return Err(AdminError::Invalid(format!(
             "this configuration would lock every account out ({}); enable another method first",
             why.join(", ")
-        ));
+        )));
     }
-    if !orgs::set_auth_config(store, org_id, config)
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        return Err("no such organization".into());
+    if !orgs::set_auth_config(store, org_id, config).await? {
+        return Err(AdminError::NotFound("no such organization".into()));
     }
-    Ok(())
+    record_change(
+        store,
+        actor,
+        Some(org_id),
+        "org.auth_config.update",
+        Some(org_id),
+        serde_json::to_value(config).unwrap_or_default(),
+    )
+    .await
 }

@@ -70,7 +70,9 @@ pub async fn can_reauthenticate(store: &Store, user: &User) -> StoreResult<bool>
     if config.password.enabled && user.password_hash.is_some() {
         return Ok(true);
     }
-    if config.email_otp.enabled && config.email_otp.counts_for_reauthentication && user.email_verified
+    if config.email_otp.enabled
+        && config.email_otp.counts_for_reauthentication
+        && user.email_verified
     {
         return Ok(true);
     }

@@ -5,6 +5,7 @@
 //! work with diesel-async 0.9, so [`Store`] holds an enum of two pools and
 //! [`with_conn!`] expands each query body once per backend.
 
+pub mod audit;
 pub mod auth_requests;
 pub mod backup;
 pub mod clients;
@@ -16,7 +17,6 @@ pub mod keys;
 pub mod notifications;
 pub mod orgs;
 pub mod otp_challenges;
-pub mod audit;
 pub mod passkeys;
 pub mod qr_logins;
 pub mod rate_limits;
