@@ -39,7 +39,7 @@ pub struct App {
     /// Wakes watchers (a waiting QR page) when a row they watch changes, across replicas.
     pub changes: crate::store::notifications::Changes,
     /// Email and SMS out (one-time codes), or the demo's in-memory outbox.
-    pub delivery: crate::delivery::Delivery,
+    pub delivery: Arc<crate::delivery::Delivery>,
 }
 
 pub type AppState = Arc<App>;
@@ -77,7 +77,7 @@ pub async fn build(config: Config) -> Result<AppState, String> {
         .build()
         .map_err(|e| format!("HTTP client: {e}"))?;
     let passkeys = crate::authn::passkey::Passkeys::from_config(&config)?;
-    let delivery = crate::delivery::Delivery::from_config(&config)?;
+    let delivery = Arc::new(crate::delivery::Delivery::from_config(&config)?);
     let app = Arc::new(App {
         config,
         store,
@@ -144,6 +144,8 @@ pub fn router(app: AppState) -> Router {
         .route("/static/{file}", get(crate::ops::static_file))
         .merge(crate::oidc::routes())
         .merge(crate::ui::interaction::routes())
+        .merge(crate::ui::one_time_codes::routes())
+        .merge(crate::ui::branding::routes())
         .merge(crate::ui::account::routes())
         .merge(crate::ui::passkeys::routes())
         .merge(crate::ui::qr::routes())

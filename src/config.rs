@@ -42,6 +42,8 @@ pub struct Config {
     pub email: EmailSettings,
     /// How text messages leave Tessera (one-time codes).
     pub sms: SmsSettings,
+    /// How long audit log entries are kept.
+    pub audit_retention_days: i64,
     /// Name of the reauthentication claim in ID tokens and userinfo.
     pub reauthentication_claim: String,
     /// The demo app's freshness window for its sensitive operation (seconds since `auth_time`).
@@ -258,6 +260,7 @@ impl Default for Config {
             otp: OtpSettings::default(),
             email: EmailSettings::default(),
             sms: SmsSettings::default(),
+            audit_retention_days: 400,
             reauthentication_claim: "can_reauthenticate".into(),
             demo_reauthenticate_after_secs: 300,
         }
@@ -461,6 +464,9 @@ impl Config {
                 "reauthentication_claim must be a printable claim name that no standard claim uses"
                     .into(),
             );
+        }
+        if self.audit_retention_days < 1 {
+            return Err("audit_retention_days must be at least 1".into());
         }
         if self.otp.code_ttl_secs < 30 || self.otp.max_attempts < 1 {
             return Err(

@@ -105,6 +105,15 @@ pub async fn housekeeping(app: &App) {
             store::grants::purge_ended(&app.store, now, reuse_window).await,
         ),
         (
+            "one-time codes",
+            store::otp_challenges::purge_expired(&app.store, now).await,
+        ),
+        (
+            "audit entries",
+            store::audit::purge_older_than(&app.store, now - app.config.audit_retention_days * 86_400)
+                .await,
+        ),
+        (
             "rate limits",
             store::rate_limits::purge_expired(&app.store, now).await,
         ),

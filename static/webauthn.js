@@ -113,7 +113,8 @@ function setUpSignIn(form) {
   }
   const request = form.dataset.request;
   const csrf = form.dataset.csrf;
-  const email = document.getElementById('email');
+  // The email field of the password form, or of the email-code form.
+  const email = document.getElementById('email') || document.querySelector('#otp-form input[type=email]');
   let conditional = null;
 
   const finish = async (ceremony, credential) => {
@@ -185,7 +186,7 @@ function setUpRegistration(box) {
   });
 }
 
-const signInForm = document.querySelector('#login-form[data-passkeys]');
+const signInForm = document.querySelector('#sign-in[data-passkeys]');
 if (signInForm) setUpSignIn(signInForm);
 const registration = document.getElementById('passkey-register');
 if (registration) setUpRegistration(registration);

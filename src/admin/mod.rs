@@ -121,7 +121,7 @@ pub async fn create_user(store: &Store, new: NewUser<'_>) -> Result<User, String
     Ok(user)
 }
 
-fn looks_like_email(email: &str) -> bool {
+pub fn looks_like_email(email: &str) -> bool {
     match email.split_once('@') {
         Some((local, domain)) => {
             !local.is_empty()

@@ -263,6 +263,17 @@ pub async fn scan(
         if row.expires_at <= now {
             return Err(expired());
         }
+        // Sessions and accounts belong to one organization: a phone signed in to another
+        // organization cannot sign anyone in to this application.
+        let client_org = store::clients::find(&app.store, &row.client_id)
+            .await?
+            .map(|c| c.org_id);
+        if client_org.as_deref() != Some(phone.user().org_id.as_str()) {
+            return Err(refused(
+                "Different organization",
+                "This QR code is for an application of another organization. Your account there cannot approve it.",
+            ));
+        }
         // Verify before claiming, so the decision window starts after the verification.
         if !phone.verified_recently(now) {
             return Ok(Scan::NeedsVerification);

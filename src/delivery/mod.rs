@@ -3,6 +3,7 @@
 //! `/dev/outbox` so the quick start needs no mail server.
 
 mod email;
+pub mod messages;
 mod sms;
 
 use std::collections::VecDeque;

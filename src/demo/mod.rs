@@ -118,6 +118,14 @@ pub fn routes() -> Router<AppState> {
         .route("/callback", get(callback))
         .route("/logout", post(logout))
         .route("/sensitive", post(sensitive))
+        .route("/outbox", get(outbox))
+}
+
+/// The development outbox (demo mode only): where one-time codes land without a mail server.
+async fn outbox(State(app): State<AppState>) -> Response {
+    crate::ui::render(&views::OutboxPage {
+        messages: app.delivery.outbox.recent(),
+    })
 }
 
 type DemoClient = CoreClient<

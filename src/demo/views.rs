@@ -75,3 +75,10 @@ impl DemoPage {
         page
     }
 }
+
+/// The development outbox: messages that would have been emailed or texted.
+#[derive(Template)]
+#[template(path = "outbox.html")]
+pub struct OutboxPage {
+    pub messages: Vec<crate::delivery::Message>,
+}

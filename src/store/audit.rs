@@ -55,7 +55,7 @@ pub async fn list(
     })
 }
 
-pub async fn delete_older_than(store: &Store, cutoff: i64) -> StoreResult<usize> {
+pub async fn purge_older_than(store: &Store, cutoff: i64) -> StoreResult<usize> {
     with_conn!(store, |conn| {
         Ok(
             diesel::delete(audit_log::table.filter(audit_log::at.lt(cutoff)))

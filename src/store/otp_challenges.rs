@@ -90,7 +90,7 @@ pub async fn consume(store: &Store, id: &str, max_attempts: i64, now: i64) -> St
     })
 }
 
-pub async fn delete_expired(store: &Store, now: i64) -> StoreResult<usize> {
+pub async fn purge_expired(store: &Store, now: i64) -> StoreResult<usize> {
     with_conn!(store, |conn| {
         Ok(
             diesel::delete(otp_challenges::table.filter(otp_challenges::expires_at.lt(now)))

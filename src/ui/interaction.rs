@@ -11,8 +11,9 @@ use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
 
-use super::views::{ConsentPage, HomePage, LoginPage, SelectAccountPage};
+use super::views::{CodeStep, ConsentPage, HomePage, LoginPage, LoginTab, SelectAccountPage};
 use crate::app::{App, AppState};
+use crate::authn::methods::{AuthConfig, Method};
 use crate::authn::{self, Authentication};
 use crate::error::{Code, Error, PageError};
 use crate::oidc::authorize::pending::{self, Pending};
@@ -20,6 +21,8 @@ use crate::oidc::authorize::response;
 use crate::oidc::scope::Scope;
 use crate::session;
 use crate::store::users::User;
+use crate::store::clients::Client;
+use crate::store::orgs::{self, Organization};
 use crate::store::{auth_requests, clients, users};
 
 pub fn routes() -> Router<AppState> {
@@ -51,6 +54,88 @@ async fn client_name(app: &App, pending: &Pending) -> Result<String, Error> {
         .unwrap_or_else(|| "the application".into()))
 }
 
+/// The application of a parked request, its organization, and the sign-in methods that
+/// organization offers, read from the database on every call: an admin's change applies to
+/// the next page load.
+pub(crate) struct SignInContext {
+    pub client: Client,
+    pub org: Organization,
+    pub methods: AuthConfig,
+}
+
+impl SignInContext {
+    pub async fn load(app: &App, pending: &Pending) -> Result<SignInContext, Error> {
+        let client = clients::find(&app.store, &pending.request.client_id)
+            .await?
+            .ok_or_else(|| {
+                Error::bad_request_page("Unknown application", "This application no longer exists.")
+            })?;
+        let org = orgs::find(&app.store, &client.org_id)
+            .await?
+            .ok_or_else(|| Error::Internal("client without an organization".into()))?;
+        let methods = org.auth_config()?;
+        Ok(SignInContext {
+            client,
+            org,
+            methods,
+        })
+    }
+
+    /// Refuses a method the organization has turned off, whatever the browser sent.
+    pub fn require(&self, method: Method) -> Result<(), Error> {
+        if self.methods.enabled(method) {
+            Ok(())
+        } else {
+            Err(Error::page(
+                StatusCode::FORBIDDEN,
+                "Sign-in method not available",
+                format!(
+                    "{} does not offer sign-in by {}. Go back and choose another way.",
+                    self.org.name,
+                    method.label().to_lowercase()
+                ),
+            ))
+        }
+    }
+
+    /// Passkeys are on for this organization and possible on this deployment.
+    pub fn passkeys(&self, app: &App) -> bool {
+        app.passkeys.is_some() && self.methods.passkey.enabled
+    }
+}
+
+/// A failed sign-in: counted in the metrics and written to the audit log.
+pub(crate) async fn sign_in_failed(
+    app: &App,
+    org_id: &str,
+    method: Method,
+    user_id: Option<&str>,
+    ip: Option<std::net::IpAddr>,
+    reason: &'static str,
+) {
+    let outcome = if reason == "unavailable" {
+        "error"
+    } else if reason == "rate_limited" {
+        "rate_limited"
+    } else {
+        "failure"
+    };
+    crate::metrics::global().sign_in(method.key(), outcome);
+    let recorded = crate::audit::sign_in(
+        &app.store,
+        org_id,
+        method,
+        user_id,
+        crate::audit::Outcome::Failure,
+        ip,
+        Some(reason),
+    )
+    .await;
+    if let Err(e) = recorded {
+        tracing::warn!(error = %e, "writing a failed sign-in to the audit log failed");
+    }
+}
+
 fn resume(pending: &Pending) -> Response {
     response::redirect(&format!("/authorize/resume?request={}", pending.id))
 }
@@ -77,33 +162,70 @@ async fn prefill(
     })
 }
 
-async fn render_login(
+/// What the sign-in page shows besides its defaults: the chosen tab, an error, what was
+/// typed, and the code-entry step after a one-time code was sent.
+#[derive(Default)]
+pub(crate) struct LoginState<'a> {
+    pub tab: Option<Method>,
+    pub error: Option<&'a str>,
+    pub typed_email: Option<&'a str>,
+    pub typed_phone: Option<&'a str>,
+    pub code: Option<CodeStep>,
+}
+
+/// The methods that have a form of their own on the page, shown as tabs when more than one.
+const FORM_METHODS: [Method; 3] = [Method::Password, Method::EmailOtp, Method::PhoneOtp];
+
+pub(crate) async fn render_login(
     app: &App,
     headers: &HeaderMap,
     pending: &Pending,
     status: StatusCode,
-    error: Option<&str>,
-    typed_email: Option<&str>,
+    state: LoginState<'_>,
 ) -> Result<Response, Error> {
-    let name = client_name(app, pending).await?;
+    let context = SignInContext::load(app, pending).await?;
     let (email, locked, reauthenticating) = prefill(app, headers, pending).await?;
     let email = if locked {
         email
     } else {
-        typed_email.map(str::to_owned).unwrap_or(email)
+        state.typed_email.map(str::to_owned).unwrap_or(email)
     };
+    let offered: Vec<Method> = FORM_METHODS
+        .into_iter()
+        .filter(|m| context.methods.enabled(*m))
+        .collect();
+    let active = state
+        .tab
+        .filter(|m| offered.contains(m))
+        .or_else(|| offered.first().copied());
+    let tabs = offered
+        .iter()
+        .map(|m| LoginTab {
+            key: m.key(),
+            label: m.label(),
+            href: format!("/login?request={}&method={}", pending.id, m.key()),
+            active: Some(*m) == active,
+        })
+        .collect();
+    let passkeys = context.passkeys(app);
     Ok(super::render_status(
         status,
         &LoginPage {
-            client_name: &name,
+            org: &context.org,
+            client_name: &context.client.name,
             request_id: &pending.id,
             csrf: &pending.csrf,
             email: &email,
+            phone: state.typed_phone.unwrap_or(""),
             email_locked: locked,
             reauthenticating,
-            error,
-            passkeys: app.passkeys.is_some(),
-            passkey_first: passkey_first(app, pending).await?,
+            error: state.error,
+            passkeys,
+            passkey_first: passkeys && passkey_first(app, pending).await?,
+            qr: context.methods.qr.enabled,
+            tabs,
+            active: active.map(Method::key).unwrap_or(""),
+            code: state.code,
         },
     ))
 }
@@ -117,13 +239,24 @@ async fn passkey_first(app: &App, pending: &Pending) -> Result<bool, Error> {
         && crate::store::passkeys::count_usable_for_user(&app.store, sub).await? > 0)
 }
 
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    request: String,
+    /// The tab to show (an `auth_config` key); ignored when that method is off.
+    method: Option<String>,
+}
+
 async fn login_page(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Query(r): Query<RequestRef>,
+    Query(q): Query<LoginQuery>,
 ) -> Result<Response, PageError> {
-    let pending = pending::load(&app, &headers, &r.request).await?;
-    Ok(render_login(&app, &headers, &pending, StatusCode::OK, None, None).await?)
+    let pending = pending::load(&app, &headers, &q.request).await?;
+    let state = LoginState {
+        tab: q.method.as_deref().and_then(Method::from_key),
+        ..Default::default()
+    };
+    Ok(render_login(&app, &headers, &pending, StatusCode::OK, state).await?)
 }
 
 #[derive(Deserialize)]
@@ -161,11 +294,9 @@ async fn login_submit(
     };
     let pending = pending::load(&app, &headers, &form.request).await?;
     pending.check_csrf(&form.csrf)?;
-    let client = clients::find(&app.store, &pending.request.client_id)
-        .await?
-        .ok_or_else(|| {
-            Error::bad_request_page("Unknown application", "This application no longer exists.")
-        })?;
+    let context = SignInContext::load(&app, &pending).await?;
+    context.require(Method::Password)?;
+    let client = &context.client;
     let ip = Some(crate::http::client_ip(&connect));
     let outcome = authn::password::authenticate(
         &app.store,
@@ -176,18 +307,17 @@ async fn login_submit(
         ip,
     )
     .await;
-    let metrics = crate::metrics::global();
     let user = match outcome {
         Ok(user) => user,
         Err(failure) => {
             use authn::password::Failure;
-            let outcome = match failure {
-                Failure::Invalid => "failure",
+            let reason = match failure {
+                Failure::Invalid => "wrong_email_or_password",
                 Failure::RateLimited { .. } => "rate_limited",
-                Failure::Disabled => "disabled",
-                Failure::Store(_) | Failure::Cpu(_) => "error",
+                Failure::Disabled => "account_disabled",
+                Failure::Store(_) | Failure::Cpu(_) => "unavailable",
             };
-            metrics.sign_in("password", outcome);
+            sign_in_failed(&app, &client.org_id, Method::Password, None, ip, reason).await;
             let (status, message) = match failure {
                 Failure::Invalid => (
                     StatusCode::UNAUTHORIZED,
@@ -207,15 +337,13 @@ async fn login_submit(
                 Failure::Store(e) => return Err(Error::from(e).into()),
                 Failure::Cpu(e) => return Err(Error::Internal(e).into()),
             };
-            let mut response = render_login(
-                &app,
-                &headers,
-                &pending,
-                status,
-                Some(&message),
-                Some(&form.email),
-            )
-            .await?;
+            let state = LoginState {
+                tab: Some(Method::Password),
+                error: Some(&message),
+                typed_email: Some(&form.email),
+                ..Default::default()
+            };
+            let mut response = render_login(&app, &headers, &pending, status, state).await?;
             if status == StatusCode::TOO_MANY_REQUESTS {
                 response
                     .headers_mut()
@@ -224,19 +352,17 @@ async fn login_submit(
             return Ok(response);
         }
     };
-    metrics.sign_in("password", "success");
     if let Some(hinted) = &pending.request.hinted_subject {
         // Reauthentication never switches accounts silently.
         if hinted != &user.id {
-            return Ok(render_login(
-                &app,
-                &headers,
-                &pending,
-                StatusCode::FORBIDDEN,
-                Some(WRONG_ACCOUNT),
-                None,
-            )
-            .await?);
+            let state = LoginState {
+                tab: Some(Method::Password),
+                error: Some(WRONG_ACCOUNT),
+                ..Default::default()
+            };
+            return Ok(
+                render_login(&app, &headers, &pending, StatusCode::FORBIDDEN, state).await?,
+            );
         }
     }
     let (next, cookie) = finish_sign_in(
@@ -244,6 +370,7 @@ async fn login_submit(
         &headers,
         &pending,
         &user,
+        Method::Password,
         &Authentication::password(),
         ip,
     )
@@ -267,9 +394,21 @@ pub(crate) async fn finish_sign_in(
     headers: &HeaderMap,
     pending: &Pending,
     user: &User,
+    method: Method,
     authentication: &Authentication,
     ip: Option<std::net::IpAddr>,
 ) -> Result<(String, HeaderValue), Error> {
+    crate::metrics::global().sign_in(method.key(), "success");
+    crate::audit::sign_in(
+        &app.store,
+        &user.org_id,
+        method,
+        Some(&user.id),
+        crate::audit::Outcome::Success,
+        ip,
+        None,
+    )
+    .await?;
     let previous = session::current(app, headers).await?;
     let (session, cookie) = session::establish(
         app,
@@ -282,7 +421,12 @@ pub(crate) async fn finish_sign_in(
     .await?;
     auth_requests::mark_authenticated(&app.store, &pending.id, &session.id).await?;
     tracing::info!(amr = %authentication.amr.join(" "), "sign-in succeeded");
+    let passkeys_offered = match orgs::find(&app.store, &user.org_id).await? {
+        Some(org) => org.auth_config()?.passkey.enabled,
+        None => false,
+    };
     let offer_passkey = authentication.amr == ["pwd"]
+        && passkeys_offered
         && app.passkeys.is_some()
         && app.cookies.read(headers, NUDGE_COOKIE).is_none()
         && crate::store::passkeys::count_usable_for_user(&app.store, &user.id).await? == 0;

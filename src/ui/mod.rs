@@ -2,9 +2,11 @@
 //! turn form posts into calls to `authn` and `session`; the view structs live in `views`.
 
 pub mod account;
+pub mod branding;
 pub mod companion;
 pub mod device_grant;
 pub mod interaction;
+pub mod one_time_codes;
 pub mod passkeys;
 pub mod qr;
 pub mod views;

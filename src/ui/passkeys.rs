@@ -14,12 +14,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
+use super::interaction::{SignInContext, sign_in_failed};
+use crate::authn::methods::Method;
 use crate::app::{App, AppState};
 use crate::authn::passkey::{self, PasskeyError, Passkeys};
 use crate::error::{Error, PageError};
 use crate::oidc::authorize::pending;
 use crate::session;
-use crate::store::clients;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -125,12 +126,11 @@ async fn sign_in_options(
     Ok(Json(json!({ "ceremony": ceremony, "options": options })).into_response())
 }
 
+/// The organization of the parked request, refusing when it has passkeys turned off.
 async fn client_org(app: &App, pending: &pending::Pending) -> Result<String, Response> {
-    clients::find(&app.store, &pending.request.client_id)
-        .await
-        .map_err(fail)?
-        .map(|c| c.org_id)
-        .ok_or_else(|| fail(Error::invalid_request("unknown application")))
+    let context = SignInContext::load(app, pending).await.map_err(fail)?;
+    context.require(Method::Passkey).map_err(fail)?;
+    Ok(context.org.id)
 }
 
 #[derive(Deserialize)]
@@ -156,18 +156,21 @@ async fn sign_in_finish(
     let credential = serde_json::from_value::<PublicKeyCredential>(body.credential)
         .map_err(|_| passkey_error(PasskeyError::Malformed))?;
     let org_id = client_org(&app, &pending).await?;
+    let ip = Some(crate::http::client_ip(&connect));
     let (user, authentication) =
-        passkey::finish_authentication(pk, &app.store, &org_id, &body.ceremony, &credential)
+        match passkey::finish_authentication(pk, &app.store, &org_id, &body.ceremony, &credential)
             .await
-            .map_err(|e| {
-                let outcome = match e {
-                    PasskeyError::Store(_) => "error",
-                    _ => "failure",
+        {
+            Ok(done) => done,
+            Err(e) => {
+                let reason = match e {
+                    PasskeyError::Store(_) => "unavailable",
+                    _ => "passkey_rejected",
                 };
-                crate::metrics::global().sign_in("passkey", outcome);
-                passkey_error(e)
-            })?;
-    crate::metrics::global().sign_in("passkey", "success");
+                sign_in_failed(&app, &org_id, Method::Passkey, None, ip, reason).await;
+                return Err(passkey_error(e));
+            }
+        };
     if pending
         .request
         .hinted_subject
@@ -179,11 +182,17 @@ async fn sign_in_finish(
             super::interaction::WRONG_ACCOUNT,
         ));
     }
-    let ip = Some(crate::http::client_ip(&connect));
-    let (next, cookie) =
-        super::interaction::finish_sign_in(&app, &headers, &pending, &user, &authentication, ip)
-            .await
-            .map_err(fail)?;
+    let (next, cookie) = super::interaction::finish_sign_in(
+        &app,
+        &headers,
+        &pending,
+        &user,
+        Method::Passkey,
+        &authentication,
+        ip,
+    )
+    .await
+    .map_err(fail)?;
     let mut response = Json(json!({ "redirect": next })).into_response();
     response.headers_mut().append(header::SET_COOKIE, cookie);
     Ok(response)

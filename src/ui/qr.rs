@@ -16,6 +16,8 @@ use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::views::{QrApprovePage, QrDecidedPage};
+use crate::authn::methods::Method;
+use crate::ui::interaction::{SignInContext, sign_in_failed};
 use crate::app::{App, AppState};
 use crate::authn::qr::{self, Approver, Decided, Decision, Scan, Status};
 use crate::error::{Error, JsonError, PageError};
@@ -74,6 +76,9 @@ async fn start(
     let body: StartBody = crate::http::json_body(&body)?;
     let pending = pending::load(&app, &headers, &body.request).await?;
     pending.check_csrf(&body.csrf)?;
+    SignInContext::load(&app, &pending)
+        .await?
+        .require(Method::Qr)?;
     let browser = browser(&app, &headers)?;
     let started = qr::start(
         &app,
@@ -240,13 +245,15 @@ async fn redeem(
     let body: RedeemBody = crate::http::json_body(&body)?;
     let pending = pending::load(&app, &headers, &body.request).await?;
     pending.check_csrf(&body.csrf)?;
+    let context = SignInContext::load(&app, &pending).await?;
+    context.require(Method::Qr)?;
     let browser = browser(&app, &headers)?;
-    let metrics = crate::metrics::global();
+    let ip = Some(crate::http::client_ip(&connect));
     let (user, authentication) = match qr::redeem(&app, &id, &browser, &pending, &body.grant).await
     {
         Ok(done) => done,
         Err(e) => {
-            metrics.sign_in("qr", "failure");
+            sign_in_failed(&app, &context.org.id, Method::Qr, None, ip, "qr_not_redeemed").await;
             return Err(e.into());
         }
     };
@@ -261,14 +268,14 @@ async fn redeem(
             .into());
         }
     }
-    metrics.sign_in("qr", "success");
     let (next, cookie) = crate::ui::interaction::finish_sign_in(
         &app,
         &headers,
         &pending,
         &user,
+        Method::Qr,
         &authentication,
-        Some(crate::http::client_ip(&connect)),
+        ip,
     )
     .await?;
     let response = no_store(axum::Json(serde_json::json!({ "next": next })).into_response());

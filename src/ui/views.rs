@@ -12,18 +12,45 @@ pub struct ErrorPage<'a> {
 #[derive(Template)]
 #[template(path = "login.html")]
 pub struct LoginPage<'a> {
+    /// Name, logo and colours of the application's organization.
+    pub org: &'a crate::store::orgs::Organization,
     pub client_name: &'a str,
     pub request_id: &'a str,
     pub csrf: &'a str,
     pub email: &'a str,
+    pub phone: &'a str,
     /// The account is fixed (reauthentication for an `id_token_hint`): the email is read-only.
     pub email_locked: bool,
     pub reauthenticating: bool,
     pub error: Option<&'a str>,
-    /// Passkeys are available (the issuer has a hostname).
+    /// Passkeys are on for the organization and possible here (the issuer has a hostname).
     pub passkeys: bool,
     /// The hinted account holds a passkey: offer it before the password.
     pub passkey_first: bool,
+    /// QR cross-device sign-in is on.
+    pub qr: bool,
+    /// Password / email code / text message code, those the organization enabled.
+    pub tabs: Vec<LoginTab>,
+    /// The `auth_config` key of the form shown; empty when no form method is on.
+    pub active: &'a str,
+    /// A one-time code was sent: ask for it.
+    pub code: Option<CodeStep>,
+}
+
+pub struct LoginTab {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub href: String,
+    pub active: bool,
+}
+
+pub struct CodeStep {
+    pub challenge: String,
+    /// `email` or `sms`.
+    pub channel: &'static str,
+    pub address: String,
+    pub masked: String,
+    pub minutes: i64,
 }
 
 #[derive(Template)]
