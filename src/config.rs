@@ -468,10 +468,8 @@ impl Config {
         if self.audit_retention_days < 1 {
             return Err("audit_retention_days must be at least 1".into());
         }
-        if self.otp.code_ttl_secs < 30 || self.otp.max_attempts < 1 {
-            return Err(
-                "otp.code_ttl_secs must be at least 30 and otp.max_attempts at least 1".into(),
-            );
+        if self.otp.code_ttl_secs < 1 || self.otp.max_attempts < 1 {
+            return Err("otp.code_ttl_secs and otp.max_attempts must be at least 1".into());
         }
         match self.sms.sender {
             SmsSenderKind::Webhook => {

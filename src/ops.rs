@@ -110,8 +110,11 @@ pub async fn housekeeping(app: &App) {
         ),
         (
             "audit entries",
-            store::audit::purge_older_than(&app.store, now - app.config.audit_retention_days * 86_400)
-                .await,
+            store::audit::purge_older_than(
+                &app.store,
+                now - app.config.audit_retention_days * 86_400,
+            )
+            .await,
         ),
         (
             "rate limits",

@@ -31,9 +31,13 @@ pub enum Failure {
     /// Not an email address / not a phone number in international format.
     InvalidAddress(String),
     /// Too many codes sent to this address or from this IP.
-    Throttled { retry_after_secs: i64 },
+    Throttled {
+        retry_after_secs: i64,
+    },
     /// Wrong code (also: a code for an address without an account).
-    WrongCode { attempts_left: i64 },
+    WrongCode {
+        attempts_left: i64,
+    },
     /// Expired, used, or out of attempts: a new code is needed.
     Dead,
     Store(StoreError),
@@ -84,7 +88,9 @@ pub fn normalize_phone(input: &str) -> Result<String, String> {
     } else if let Some(r) = trimmed.strip_prefix("00") {
         r
     } else {
-        return Err("write the number in international form, starting with + and the country code".into());
+        return Err(
+            "write the number in international form, starting with + and the country code".into(),
+        );
     };
     let mut digits = String::with_capacity(15);
     for c in rest.chars() {
@@ -356,8 +362,14 @@ mod tests {
 
     #[test]
     fn phone_numbers_normalize_to_e164() {
-        assert_eq!(normalize_phone("+44 20 7946 0958").unwrap(), "+442079460958");
-        assert_eq!(normalize_phone("0049 (30) 123-4567").unwrap(), "+49301234567");
+        assert_eq!(
+            normalize_phone("+44 20 7946 0958").unwrap(),
+            "+442079460958"
+        );
+        assert_eq!(
+            normalize_phone("0049 (30) 123-4567").unwrap(),
+            "+49301234567"
+        );
         assert!(normalize_phone("020 7946 0958").is_err());
         assert!(normalize_phone("+0 123 456 789").is_err());
         assert!(normalize_phone("+1 555").is_err());

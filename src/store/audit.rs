@@ -1,5 +1,6 @@
 //! The audit log: append-only rows, read newest first.
 
+use diesel::expression_methods::EscapeExpressionMethods;
 use diesel::{ExpressionMethods, QueryDsl, SelectableHelper, TextExpressionMethods};
 use diesel_async::RunQueryDsl;
 
@@ -38,7 +39,14 @@ pub async fn list(
     action_prefix: Option<&str>,
     limit: i64,
 ) -> StoreResult<Vec<AuditEntry>> {
-    let prefix = action_prefix.map(|p| format!("{}%", p.replace(['%', '_'], "")));
+    // LIKE with `\` as the escape character, so `_` and `%` in the prefix match themselves.
+    let prefix = action_prefix.map(|p| {
+        let escaped = p
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("{escaped}%")
+    });
     with_conn!(store, |conn| {
         let mut query = audit_log::table
             .select(AuditEntry::as_select())
@@ -49,7 +57,7 @@ pub async fn list(
             query = query.filter(audit_log::org_id.eq(org));
         }
         if let Some(prefix) = &prefix {
-            query = query.filter(audit_log::action.like(prefix));
+            query = query.filter(audit_log::action.like(prefix).escape('\\'));
         }
         Ok(query.load(conn).await?)
     })

@@ -20,9 +20,9 @@ use crate::oidc::authorize::pending::{self, Pending};
 use crate::oidc::authorize::response;
 use crate::oidc::scope::Scope;
 use crate::session;
-use crate::store::users::User;
 use crate::store::clients::Client;
 use crate::store::orgs::{self, Organization};
+use crate::store::users::User;
 use crate::store::{auth_requests, clients, users};
 
 pub fn routes() -> Router<AppState> {
@@ -146,13 +146,17 @@ async fn prefill(
     app: &App,
     headers: &HeaderMap,
     pending: &Pending,
+    org_id: &str,
 ) -> Result<(String, bool, bool), Error> {
     if let Some(sub) = &pending.request.hinted_subject {
         if let Some(user) = users::find(&app.store, sub).await? {
             return Ok((user.email, true, true));
         }
     }
-    let current = session::current(app, headers).await?;
+    // A session of another organization is no account here.
+    let current = session::current(app, headers)
+        .await?
+        .filter(|c| c.session.org_id == org_id);
     if let Some(hint) = &pending.request.login_hint {
         return Ok((hint.clone(), false, current.is_some()));
     }
@@ -184,7 +188,7 @@ pub(crate) async fn render_login(
     state: LoginState<'_>,
 ) -> Result<Response, Error> {
     let context = SignInContext::load(app, pending).await?;
-    let (email, locked, reauthenticating) = prefill(app, headers, pending).await?;
+    let (email, locked, reauthenticating) = prefill(app, headers, pending, &context.org.id).await?;
     let email = if locked {
         email
     } else {
@@ -360,9 +364,7 @@ async fn login_submit(
                 error: Some(WRONG_ACCOUNT),
                 ..Default::default()
             };
-            return Ok(
-                render_login(&app, &headers, &pending, StatusCode::FORBIDDEN, state).await?,
-            );
+            return Ok(render_login(&app, &headers, &pending, StatusCode::FORBIDDEN, state).await?);
         }
     }
     let (next, cookie) = finish_sign_in(

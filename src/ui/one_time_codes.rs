@@ -110,7 +110,9 @@ async fn send(
                 Failure::Store(e) => return Err(Error::from(e).into()),
                 // Checked above; `send` does not check codes.
                 Failure::Disabled | Failure::WrongCode { .. } | Failure::Dead => {
-                    return Err(Error::bad_request_page("Start again", "Go back and start again.").into());
+                    return Err(
+                        Error::bad_request_page("Start again", "Go back and start again.").into(),
+                    );
                 }
             };
             let state = LoginState {

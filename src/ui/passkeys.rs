@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 use super::interaction::{SignInContext, sign_in_failed};
-use crate::authn::methods::Method;
 use crate::app::{App, AppState};
+use crate::authn::methods::Method;
 use crate::authn::passkey::{self, PasskeyError, Passkeys};
 use crate::error::{Error, PageError};
 use crate::oidc::authorize::pending;

@@ -16,9 +16,8 @@ use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::views::{QrApprovePage, QrDecidedPage};
-use crate::authn::methods::Method;
-use crate::ui::interaction::{SignInContext, sign_in_failed};
 use crate::app::{App, AppState};
+use crate::authn::methods::Method;
 use crate::authn::qr::{self, Approver, Decided, Decision, Scan, Status};
 use crate::error::{Error, JsonError, PageError};
 use crate::http::cookies;
@@ -28,6 +27,7 @@ use crate::oidc::authorize::response::redirect;
 use crate::security::jwe::P256Jwk;
 use crate::session::{self, Current};
 use crate::store::{self, qr_logins};
+use crate::ui::interaction::{SignInContext, sign_in_failed};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -253,7 +253,15 @@ async fn redeem(
     {
         Ok(done) => done,
         Err(e) => {
-            sign_in_failed(&app, &context.org.id, Method::Qr, None, ip, "qr_not_redeemed").await;
+            sign_in_failed(
+                &app,
+                &context.org.id,
+                Method::Qr,
+                None,
+                ip,
+                "qr_not_redeemed",
+            )
+            .await;
             return Err(e.into());
         }
     };

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod otp;
 pub mod passkey;
 pub mod process;
 
@@ -174,6 +175,7 @@ pub struct Browser {
 }
 
 /// Where a sign-in through the hosted page ended.
+#[derive(Debug)]
 pub enum Landing {
     /// Redirected to the client with these query parameters.
     Client(HashMap<String, String>),
