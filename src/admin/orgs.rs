@@ -165,3 +165,11 @@ pub async fn set_auth_config(
     )
     .await
 }
+
+/// Every organization for a deployment admin; the actor's own otherwise.
+pub async fn list(store: &Store, actor: &Actor) -> Result<Vec<Organization>, AdminError> {
+    match &actor.org_id {
+        None => Ok(orgs::list(store).await?),
+        Some(own) => Ok(orgs::find(store, own).await?.into_iter().collect()),
+    }
+}
