@@ -39,6 +39,11 @@ pub async fn create(
     new: NewClient<'_>,
 ) -> Result<(String, Option<String>), AdminError> {
     actor.require_org(org_id)?;
+    if new.name.len() > 200 || new.name.chars().any(char::is_control) {
+        return Err(AdminError::Invalid(
+            "a client name is at most 200 characters, without control characters".into(),
+        ));
+    }
     let public = new.public;
     let name = new.name.trim().to_owned();
     let (id, secret) = super::create_client(store, NewClient { org_id, ..new })

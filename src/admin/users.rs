@@ -64,9 +64,12 @@ pub async fn create(
 ) -> Result<User, AdminError> {
     actor.require_org(org_id)?;
     check_role(role)?;
-    if new.name.is_some_and(|n| n.len() > 200) {
+    if new
+        .name
+        .is_some_and(|n| n.len() > 200 || n.chars().any(char::is_control))
+    {
         return Err(AdminError::Invalid(
-            "a name is at most 200 characters".into(),
+            "a name is at most 200 characters, without control characters".into(),
         ));
     }
     let phone = match phone.map(str::trim).filter(|p| !p.is_empty()) {
