@@ -150,7 +150,8 @@ pub fn router(app: AppState) -> Router {
         .merge(crate::ui::passkeys::routes())
         .merge(crate::ui::qr::routes())
         .merge(crate::ui::companion::routes())
-        .merge(crate::ui::device_grant::routes());
+        .merge(crate::ui::device_grant::routes())
+        .merge(crate::admin::api::routes());
     if app.config.demo {
         router = router.nest("/demo", crate::demo::routes());
     }

@@ -545,6 +545,22 @@ const POST_ENDPOINTS: &[PostEndpoint] = &[
         refusals: [401, 401, 401, 401],
         chunked: [413, 413],
     },
+    // The admin API answers 401 before reading a body when no token is presented.
+    PostEndpoint {
+        path: "/admin/api/v1/orgs",
+        refusals: [401, 401, 401, 401],
+        chunked: [401, 401],
+    },
+    PostEndpoint {
+        path: "/admin/api/v1/orgs/default/users",
+        refusals: [401, 401, 401, 401],
+        chunked: [401, 401],
+    },
+    PostEndpoint {
+        path: "/admin/api/v1/keys/rotate",
+        refusals: [401, 401, 401, 401],
+        chunked: [401, 401],
+    },
 ];
 
 /// Every POST endpoint: bodies of 10 MB (with and without a length), a 1 MB parameter, and

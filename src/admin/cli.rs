@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
+use crate::admin::{Actor, AdminError};
+use crate::authn::methods::{AuthConfig, Method};
 use crate::config::Config;
 use crate::store::{self, Store, orgs};
 
@@ -39,6 +41,12 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage organizations: sign-in methods and branding.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Manage admin API tokens.
+    #[command(subcommand, name = "admin-token")]
+    AdminToken(AdminTokenCommand),
     /// Write a consistent copy of the SQLite database to FILE, while the server runs.
     /// (PostgreSQL: use pg_dump; see README, Operations.)
     Backup { file: PathBuf },
@@ -82,6 +90,9 @@ pub struct ClientCreate {
     /// Organization slug.
     #[arg(long, default_value = orgs::DEFAULT_ORG_SLUG)]
     org: String,
+    /// May call the admin API for its organization (client-credentials grant, scope admin).
+    #[arg(long = "admin-api")]
+    admin_api: bool,
 }
 
 #[derive(Subcommand)]
@@ -94,6 +105,12 @@ pub enum UserCommand {
     },
     Delete {
         id: String,
+    },
+    /// Make the user an admin of their organization (the console) or a member again.
+    SetRole {
+        id: String,
+        #[arg(value_parser = ["admin", "member"])]
+        role: String,
     },
 }
 
@@ -115,6 +132,61 @@ pub enum KeysCommand {
     /// Promote the published next key to active and publish a new next key.
     Rotate,
     List,
+}
+
+#[derive(Subcommand)]
+pub enum OrgCommand {
+    /// Create an organization; prints it.
+    Create {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+    },
+    List,
+    /// The organization with its sign-in method configuration.
+    Show {
+        slug: String,
+    },
+    /// Turn sign-in methods on or off (password, passkey, qr, email_otp, phone_otp), or
+    /// replace the whole configuration with a JSON file; refused if it would lock everyone out.
+    SetMethods {
+        slug: String,
+        #[arg(long)]
+        enable: Vec<String>,
+        #[arg(long)]
+        disable: Vec<String>,
+        /// A JSON auth_config (as `org show` prints it), applied before --enable/--disable.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Set the name and look of the hosted pages; an empty value clears the logo or colour.
+    SetBranding {
+        slug: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long = "logo-url")]
+        logo_url: Option<String>,
+        #[arg(long = "primary-color")]
+        primary_color: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AdminTokenCommand {
+    /// Create a token; prints {"id", "token"} (the token only once). Without --org the token
+    /// manages every organization and the signing keys.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Organization slug.
+        #[arg(long)]
+        org: Option<String>,
+    },
+    List,
+    Revoke {
+        id: String,
+    },
 }
 
 pub async fn run_admin(config: &Config, command: Command) -> Result<serde_json::Value, String> {
@@ -142,6 +214,8 @@ pub async fn run_admin(config: &Config, command: Command) -> Result<serde_json::
         Command::Client(c) => client(&store, c).await,
         Command::User(c) => user(&store, c).await,
         Command::Keys(c) => keys(config, &store, c).await,
+        Command::Org(c) => org(config, &store, c).await.map_err(|e| e.to_string()),
+        Command::AdminToken(c) => admin_token(&store, c).await.map_err(|e| e.to_string()),
         Command::Backup { file } => {
             store.backup_to(&file).await?;
             Ok(json!({ "backup": file.display().to_string() }))
@@ -162,8 +236,11 @@ async fn client(store: &Store, command: ClientCommand) -> Result<serde_json::Val
     match command {
         ClientCommand::Create(c) => {
             let org_id = org_id(store, &c.org).await?;
-            let (id, secret) = crate::admin::create_client(
+            let cli = Actor::cli();
+            let (id, secret) = crate::admin::clients::create(
                 store,
+                &cli,
+                &org_id,
                 crate::admin::NewClient {
                     org_id: &org_id,
                     name: &c.name,
@@ -175,7 +252,13 @@ async fn client(store: &Store, command: ClientCommand) -> Result<serde_json::Val
                     backchannel_logout_uri: c.backchannel_logout_uri.as_deref(),
                 },
             )
-            .await?;
+            .await
+            .map_err(|e| e.to_string())?;
+            if c.admin_api {
+                crate::admin::clients::set_admin_api(store, &cli, &org_id, &id, true)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
             Ok(match secret {
                 Some(secret) => json!({ "client_id": id, "client_secret": secret }),
                 None => json!({ "client_id": id }),
@@ -191,6 +274,8 @@ async fn client(store: &Store, command: ClientCommand) -> Result<serde_json::Val
                         "client_id": c.id,
                         "name": c.name,
                         "public": c.is_public(),
+                        "org_id": c.org_id,
+                        "admin_api": c.admin_api,
                         "redirect_uris": c.redirect_uris,
                         "post_logout_redirect_uris": c.post_logout_redirect_uris,
                     "backchannel_logout_uri": c.backchannel_logout_uri,
@@ -263,6 +348,144 @@ async fn user(store: &Store, command: UserCommand) -> Result<serde_json::Value, 
                 return Err(format!("no user {id}"));
             }
             Ok(json!({ "deleted": id }))
+        }
+        UserCommand::SetRole { id, role } => {
+            let user = store::users::find(store, &id)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no user {id}"))?;
+            crate::admin::users::set_role(store, &Actor::cli(), &user.org_id, &id, &role)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(json!({ "id": id, "role": role }))
+        }
+    }
+}
+
+async fn org_by_slug(store: &Store, slug: &str) -> Result<orgs::Organization, AdminError> {
+    orgs::find_by_slug(store, slug)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no organization {slug:?}")))
+}
+
+fn org_json(org: &orgs::Organization) -> Result<serde_json::Value, AdminError> {
+    Ok(json!({
+        "id": org.id,
+        "slug": org.slug,
+        "name": org.name,
+        "logo_url": org.logo_url,
+        "primary_color": org.primary_color,
+        "created_at": org.created_at,
+        "auth_config": serde_json::to_value(org.auth_config()?).unwrap_or_default(),
+    }))
+}
+
+async fn org(
+    config: &Config,
+    store: &Store,
+    command: OrgCommand,
+) -> Result<serde_json::Value, AdminError> {
+    let cli = Actor::cli();
+    match command {
+        OrgCommand::Create { slug, name } => {
+            org_json(&crate::admin::orgs::create(store, &cli, &slug, &name).await?)
+        }
+        OrgCommand::List => {
+            let list = crate::admin::orgs::list(store, &cli).await?;
+            Ok(json!(
+                list.iter().map(org_json).collect::<Result<Vec<_>, _>>()?
+            ))
+        }
+        OrgCommand::Show { slug } => org_json(&org_by_slug(store, &slug).await?),
+        OrgCommand::SetMethods {
+            slug,
+            enable,
+            disable,
+            file,
+        } => {
+            let org = org_by_slug(store, &slug).await?;
+            let mut auth = match file {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| AdminError::Invalid(format!("{}: {e}", path.display())))?;
+                    AuthConfig::from_json(&text).map_err(AdminError::Invalid)?
+                }
+                None => org.auth_config()?,
+            };
+            for (keys, on) in [(&enable, true), (&disable, false)] {
+                for key in keys {
+                    let method = Method::from_key(key).ok_or_else(|| {
+                        AdminError::Invalid(format!(
+                            "unknown method {key:?} (password, passkey, qr, email_otp, phone_otp)"
+                        ))
+                    })?;
+                    auth.set_enabled(method, on);
+                }
+            }
+            // The CLI has no WebAuthn relying party of its own: the configured issuer decides,
+            // as it does for the server.
+            let passkeys_available = crate::authn::passkey::Passkeys::from_config(config)
+                .ok()
+                .flatten()
+                .is_some();
+            crate::admin::orgs::set_auth_config(store, &cli, &org.id, &auth, passkeys_available)
+                .await?;
+            org_json(&org_by_slug(store, &slug).await?)
+        }
+        OrgCommand::SetBranding {
+            slug,
+            name,
+            logo_url,
+            primary_color,
+        } => {
+            let org = org_by_slug(store, &slug).await?;
+            crate::admin::orgs::set_branding(
+                store,
+                &cli,
+                &org.id,
+                name.as_deref().unwrap_or(&org.name),
+                logo_url.as_deref().or(org.logo_url.as_deref()),
+                primary_color.as_deref().or(org.primary_color.as_deref()),
+            )
+            .await?;
+            org_json(&org_by_slug(store, &slug).await?)
+        }
+    }
+}
+
+async fn admin_token(
+    store: &Store,
+    command: AdminTokenCommand,
+) -> Result<serde_json::Value, AdminError> {
+    let cli = Actor::cli();
+    match command {
+        AdminTokenCommand::Create { name, org } => {
+            let org_id = match org {
+                Some(slug) => Some(org_by_slug(store, &slug).await?.id),
+                None => None,
+            };
+            let (row, token) =
+                crate::admin::tokens::create(store, &cli, org_id.as_deref(), &name).await?;
+            Ok(json!({ "id": row.id, "org_id": row.org_id, "name": row.name, "token": token }))
+        }
+        AdminTokenCommand::List => {
+            let list = crate::admin::tokens::list(store, &cli).await?;
+            Ok(json!(
+                list.iter()
+                    .map(|t| json!({
+                        "id": t.id,
+                        "org_id": t.org_id,
+                        "name": t.name,
+                        "created_at": t.created_at,
+                        "last_used_at": t.last_used_at,
+                        "revoked_at": t.revoked_at,
+                    }))
+                    .collect::<Vec<_>>()
+            ))
+        }
+        AdminTokenCommand::Revoke { id } => {
+            crate::admin::tokens::revoke(store, &cli, &id).await?;
+            Ok(json!({ "revoked": id }))
         }
     }
 }

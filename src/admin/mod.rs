@@ -1,13 +1,23 @@
-//! Administration: the domain operations behind the CLI (and, later, the admin API), so both
-//! apply the same validation.
+//! Administration: the domain operations behind the CLI, the admin API and the console, so
+//! all three apply the same validation, the same organization scoping and the same audit
+//! log. Every operation takes the [`Actor`], checks that it manages the organization, checks
+//! that the target belongs to that organization (another organization's user, client or
+//! session is "not found", never revealed), makes the change and records it.
 
+pub mod api;
+pub mod audit;
 pub mod cli;
+pub mod clients;
+pub mod keys;
 pub mod orgs;
+pub mod sessions;
+pub mod tokens;
+pub mod users;
 
 use crate::oidc::authorize::redirect_uri::validate_for_registration;
 use crate::security::{digest, random_id, random_secret};
-use crate::store::clients::{self, ClientRow};
-use crate::store::users::{self, User};
+use crate::store::clients::ClientRow;
+use crate::store::users::User;
 use crate::store::{self, Store, encode_list};
 
 pub struct NewClient<'a> {
@@ -64,7 +74,7 @@ pub async fn create_client(
         backchannel_logout_session_required: true,
         admin_api: false,
     };
-    clients::insert(store, &row).await.map_err(|e| {
+    store::clients::insert(store, &row).await.map_err(|e| {
         if e.is_unique_violation() {
             format!("a client with id {id} already exists")
         } else {
@@ -96,7 +106,7 @@ pub async fn create_user(store: &Store, new: NewUser<'_>) -> Result<User, String
         id: random_id(),
         org_id: new.org_id.to_owned(),
         email: email.to_owned(),
-        email_normalized: users::normalize_email(email),
+        email_normalized: store::users::normalize_email(email),
         email_verified: new.email_verified,
         name: new.name.map(str::to_owned),
         given_name: None,
@@ -109,9 +119,9 @@ pub async fn create_user(store: &Store, new: NewUser<'_>) -> Result<User, String
         created_at: now,
         updated_at: now,
         webauthn_handle: None,
-        role: users::ROLE_MEMBER.into(),
+        role: store::users::ROLE_MEMBER.into(),
     };
-    users::insert(store, &user).await.map_err(|e| {
+    store::users::insert(store, &user).await.map_err(|e| {
         if e.is_unique_violation() {
             format!("an account with email {email} already exists in this organization")
         } else {

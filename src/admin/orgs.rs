@@ -55,7 +55,7 @@ pub async fn create(
 }
 
 fn check_name(name: &str) -> Result<(), AdminError> {
-    if name.trim().is_empty() || name.len() > 200 {
+    if name.trim().is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
         return Err(AdminError::Invalid(
             "the organization needs a name (at most 200 characters)".into(),
         ));
@@ -83,6 +83,11 @@ pub async fn set_branding(
     check_name(name)?;
     let logo_url = logo_url.map(str::trim).filter(|s| !s.is_empty());
     if let Some(url) = logo_url {
+        if url.len() > 2000 || url.chars().any(char::is_control) {
+            return Err(AdminError::Invalid(
+                "logo_url must be an https URL of at most 2000 characters".into(),
+            ));
+        }
         // Shown as <img src> on the hosted pages: https only (the CSP allows https: images).
         let parsed =
             url::Url::parse(url).map_err(|e| AdminError::Invalid(format!("logo_url: {e}")))?;
@@ -164,4 +169,12 @@ pub async fn set_auth_config(
         serde_json::to_value(config).unwrap_or_default(),
     )
     .await
+}
+
+/// Every organization for a deployment admin; the actor's own otherwise.
+pub async fn list(store: &Store, actor: &Actor) -> Result<Vec<Organization>, AdminError> {
+    match &actor.org_id {
+        None => Ok(orgs::list(store).await?),
+        Some(own) => Ok(orgs::find(store, own).await?.into_iter().collect()),
+    }
 }

@@ -35,7 +35,8 @@ fn invalid_token(description: &str) -> Error {
     }
 }
 
-fn bearer_from_header(headers: &HeaderMap) -> Result<Option<String>, Error> {
+/// The RFC 6750 §2.1 bearer token of the `Authorization` header (also the admin API's).
+pub fn bearer_from_header(headers: &HeaderMap) -> Result<Option<String>, Error> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };

@@ -6,10 +6,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::app::AppState;
-use crate::error::Error;
 use crate::store::clients::{self, Client};
 use crate::store::sessions::{self, SessionRow};
-use crate::store::{self, grants};
+use crate::store::{self, StoreResult, grants};
 use crate::tokens::jws;
 
 /// Back-Channel Logout §2.4.
@@ -20,7 +19,7 @@ const ATTEMPTS: u32 = 3;
 
 /// Revokes the session and its grants (refresh-token families and their access tokens), then
 /// notifies the clients in the background.
-pub async fn end_session(app: &AppState, session: &SessionRow) -> Result<(), Error> {
+pub async fn end_session(app: &AppState, session: &SessionRow) -> StoreResult<()> {
     let notify = clients::with_grants_in_session(&app.store, &session.id).await?;
     sessions::revoke(&app.store, &session.id, store::now()).await?;
     tracing::info!(sid = %session.id, clients = notify.len(), "session ended");
@@ -38,7 +37,7 @@ pub async fn end_session(app: &AppState, session: &SessionRow) -> Result<(), Err
 }
 
 /// "Sign out everywhere": ends every live session of the user and revokes every grant.
-pub async fn end_all_sessions(app: &AppState, user_id: &str) -> Result<usize, Error> {
+pub async fn end_all_sessions(app: &AppState, user_id: &str) -> StoreResult<usize> {
     let now = store::now();
     let live = sessions::list_live_for_user(&app.store, user_id, now).await?;
     for session in &live {

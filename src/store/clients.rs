@@ -173,3 +173,14 @@ pub async fn with_grants_in_session(store: &Store, session_id: &str) -> StoreRes
     });
     rows.into_iter().map(Client::try_from).collect()
 }
+
+/// Allows or forbids the client the admin scope (client-credentials grant, admin API).
+pub async fn set_admin_api(store: &Store, id: &str, admin_api: bool) -> StoreResult<bool> {
+    with_conn!(store, |conn| {
+        let n = diesel::update(clients::table.find(id))
+            .set(clients::admin_api.eq(admin_api))
+            .execute(conn)
+            .await?;
+        Ok(n > 0)
+    })
+}

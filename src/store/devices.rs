@@ -180,3 +180,14 @@ pub async fn purge_expired(store: &Store, now: i64) -> StoreResult<usize> {
         Ok(challenges + enrollments)
     })
 }
+
+/// Removes every companion device of the user (an administrator resetting their methods).
+pub async fn delete_all_for_user(store: &Store, user_id: &str) -> StoreResult<usize> {
+    with_conn!(store, |conn| {
+        Ok(
+            diesel::delete(devices::table.filter(devices::user_id.eq(user_id)))
+                .execute(conn)
+                .await?,
+        )
+    })
+}

@@ -173,3 +173,14 @@ pub async fn purge_expired_ceremonies(store: &Store, now: i64) -> StoreResult<us
         .await?)
     })
 }
+
+/// Removes every passkey of the user (an administrator resetting their sign-in methods).
+pub async fn delete_all_for_user(store: &Store, user_id: &str) -> StoreResult<usize> {
+    with_conn!(store, |conn| {
+        Ok(
+            diesel::delete(passkeys::table.filter(passkeys::user_id.eq(user_id)))
+                .execute(conn)
+                .await?,
+        )
+    })
+}

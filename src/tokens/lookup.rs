@@ -37,7 +37,9 @@ pub async fn find(app: &App, token: &str, hint: Option<&str>) -> Result<Option<F
     refresh(app, token).await
 }
 
-async fn access(app: &App, token: &str) -> Result<Option<Found>, Error> {
+/// An access token (signature or seal, issuer, expiry) and its grant, revoked or not: the
+/// caller decides what a revoked grant means. Refresh tokens are not bearer credentials.
+pub async fn access(app: &App, token: &str) -> Result<Option<Found>, Error> {
     let keys = app.keys.current();
     let Ok(claims) = access_token::validate(
         &keys,

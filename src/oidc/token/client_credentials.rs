@@ -11,6 +11,9 @@ use crate::store::{self, encode_list};
 
 use super::issue::{self, Issue};
 
+/// The scope of client-credentials access tokens accepted by the admin API.
+pub const ADMIN_SCOPE: &str = "admin";
+
 pub async fn exchange(
     app: &App,
     client: &Client,
@@ -26,6 +29,15 @@ pub async fn exchange(
     let scope = Scope::parse(params.get("scope").unwrap_or(""))
         .without("openid")
         .without("offline_access");
+    // The admin API's scope: only for clients registered for it (RFC 6749 §5.2 invalid_scope
+    // for the rest). The API re-checks the flag on every call, so clearing it takes effect
+    // before the token expires.
+    if scope.has(ADMIN_SCOPE) && !client.admin_api {
+        return Err(Error::oauth(
+            Code::InvalidScope,
+            "this client may not use the admin API",
+        ));
+    }
     let now = store::now();
     let grant = GrantRow {
         id: crate::security::random_id(),
