@@ -145,6 +145,7 @@ pub fn router(app: AppState) -> Router {
         .merge(crate::oidc::routes())
         .merge(crate::ui::interaction::routes())
         .merge(crate::ui::account::routes())
+        .merge(crate::ui::admin_console::routes())
         .merge(crate::ui::passkeys::routes())
         .merge(crate::ui::qr::routes())
         .merge(crate::ui::companion::routes())
