@@ -633,7 +633,6 @@ pub struct UsersQuery {
     notice: Option<String>,
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn render_users(
     app: &App,
     admin: &Admin,
