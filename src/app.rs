@@ -147,6 +147,7 @@ pub fn router(app: AppState) -> Router {
         .merge(crate::ui::one_time_codes::routes())
         .merge(crate::ui::branding::routes())
         .merge(crate::ui::account::routes())
+        .merge(crate::ui::admin_console::routes())
         .merge(crate::ui::passkeys::routes())
         .merge(crate::ui::qr::routes())
         .merge(crate::ui::companion::routes())

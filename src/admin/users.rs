@@ -73,7 +73,7 @@ pub async fn create(
         ));
     }
     let phone = match phone.map(str::trim).filter(|p| !p.is_empty()) {
-        Some(p) => Some(normalize_phone(p).map_err(AdminError::Invalid)?),
+        Some(p) => Some(crate::authn::otp::normalize_phone(p).map_err(AdminError::Invalid)?),
         None => None,
     };
     if let Some(p) = &phone
@@ -227,50 +227,4 @@ pub async fn reset_methods(
 /// "Sign out everywhere" on the user's behalf.
 async fn end_sessions(app: &AppState, user_id: &str) -> Result<usize, AdminError> {
     Ok(crate::session::logout::end_all_sessions(app, user_id).await?)
-}
-
-/// E.164: a `+`, then 8 to 15 digits, the first not 0; spaces, dashes, dots and parentheses
-/// are dropped.
-// TODO(lead): use authn::otp::normalize_phone
-fn normalize_phone(input: &str) -> Result<String, String> {
-    let compact: String = input
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
-        .collect();
-    let invalid = || format!("{input:?} is not a phone number in E.164 form (+15551234567)");
-    let digits = compact.strip_prefix('+').ok_or_else(invalid)?;
-    if !(8..=15).contains(&digits.len())
-        || !digits.chars().all(|c| c.is_ascii_digit())
-        || digits.starts_with('0')
-    {
-        return Err(invalid());
-    }
-    Ok(compact)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::normalize_phone;
-
-    #[test]
-    fn phone_numbers_normalize_to_e164() {
-        assert_eq!(
-            normalize_phone("+1 (555) 123-4567").unwrap(),
-            "+15551234567"
-        );
-        assert_eq!(
-            normalize_phone("+44.20.7946.0958").unwrap(),
-            "+442079460958"
-        );
-        for bad in [
-            "5551234567",
-            "+0123456789",
-            "+1234567",
-            "+1234567890123456",
-            "+1555abc4567",
-            "",
-        ] {
-            assert!(normalize_phone(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -375,6 +375,12 @@ mod tests {
         assert!(normalize_phone("+1 555").is_err());
         assert!(normalize_phone("+1234567890123456").is_err());
         assert!(normalize_phone("+1 555 0100 ext 4").is_err());
+        assert!(normalize_phone("5551234567").is_err());
+        assert!(normalize_phone("").is_err());
+        assert_eq!(
+            normalize_phone("+1 (555) 123-4567").unwrap(),
+            "+15551234567"
+        );
     }
 
     #[test]

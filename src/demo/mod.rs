@@ -63,11 +63,17 @@ pub async fn seed(app: &App) -> Result<(), String> {
             },
         )
         .await;
-        // Another replica may have created it at the same moment.
-        if let Err(e) = created {
-            if !e.contains("already exists") {
-                return Err(e);
+        match created {
+            // The demo user administers the default organization, so the admin console
+            // (`/admin`) can be tried at once.
+            Ok(user) => {
+                users::set_role(&app.store, &user.id, users::ROLE_ADMIN)
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
+            // Another replica may have created it at the same moment.
+            Err(e) if e.contains("already exists") => {}
+            Err(e) => return Err(e),
         }
     }
     let redirect = vec![app.config.endpoint("/demo/callback")];

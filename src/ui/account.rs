@@ -39,27 +39,44 @@ pub fn routes() -> Router<AppState> {
 /// Registers the account console as a public client of the default organization, with its
 /// redirect URI following the configured issuer.
 pub async fn ensure_client(app: &App) -> Result<(), String> {
-    let redirect = vec![app.config.endpoint("/account/callback")];
+    ensure_first_party_client(
+        app,
+        ACCOUNT_CLIENT_ID,
+        &app.default_org.id,
+        "Your Tessera account",
+        "/account/callback",
+    )
+    .await
+}
+
+/// Registers one of Tessera's own consoles as a public client of `org_id` (or brings its
+/// redirect URI in step with the configured issuer). Safe to call from several replicas at once.
+pub(crate) async fn ensure_first_party_client(
+    app: &App,
+    id: &str,
+    org_id: &str,
+    name: &str,
+    callback_path: &str,
+) -> Result<(), String> {
+    let redirect = vec![app.config.endpoint(callback_path)];
     let encoded = store::encode_list(&redirect);
-    match store::clients::find(&app.store, ACCOUNT_CLIENT_ID)
+    match store::clients::find(&app.store, id)
         .await
         .map_err(|e| e.to_string())?
     {
         Some(c) if c.redirect_uris == redirect => Ok(()),
-        Some(_) => {
-            store::clients::update_registration(&app.store, ACCOUNT_CLIENT_ID, None, &encoded, "[]")
-                .await
-                .map_err(|e| e.to_string())
-        }
+        Some(_) => store::clients::update_registration(&app.store, id, None, &encoded, "[]")
+            .await
+            .map_err(|e| e.to_string()),
         None => crate::admin::create_client(
             &app.store,
             crate::admin::NewClient {
-                org_id: &app.default_org.id,
-                name: "Your Tessera account",
+                org_id,
+                name,
                 redirect_uris: &redirect,
                 post_logout_redirect_uris: &[],
                 public: true,
-                id: Some(ACCOUNT_CLIENT_ID),
+                id: Some(id),
                 secret: None,
                 backchannel_logout_uri: None,
             },

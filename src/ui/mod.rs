@@ -2,6 +2,7 @@
 //! turn form posts into calls to `authn` and `session`; the view structs live in `views`.
 
 pub mod account;
+pub mod admin_console;
 pub mod branding;
 pub mod companion;
 pub mod device_grant;

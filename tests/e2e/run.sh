@@ -116,6 +116,6 @@ log "screenshots and the server log (after the run) go to $ARTIFACTS"
 status=0
 (cd "$E2E_DIR" && TESSERA_URL="$BASE_URL" CHROMIUM_PATH="$CHROMIUM" \
   PASSKEY_EMAIL="$PASSKEY_EMAIL" PASSKEY_PASSWORD="$PASSKEY_PASSWORD" \
-  node --test --test-concurrency=1 signin.test.mjs passkeys.test.mjs qr.test.mjs) || status=$?
+  node --test --test-concurrency=1 signin.test.mjs passkeys.test.mjs qr.test.mjs admin.test.mjs) || status=$?
 cp "$SERVER_LOG" "$ARTIFACTS/server.log" 2>/dev/null || true
 exit "$status"
