@@ -126,8 +126,11 @@ async fn an_admin_toggles_methods_and_the_guard_explains_refusals() {
         (status, location.as_str()),
         (303, "/admin?notice=methods-saved")
     );
-    // login.html does not yet render only the enabled methods on this branch (the lead is
-    // changing it), so this checks the configuration the hosted page reads.
+    // The hosted page of a client of this organization follows on its next load.
+    let (client_id, _) = server.client(true, common::otp::REDIRECT).await;
+    let visitor = Browser::new(&server.url);
+    let (sign_in, _) = common::otp::sign_in_page(&visitor, &client_id).await;
+    assert!(!sign_in.contains("id=\"login-form\"") && sign_in.contains("id=\"otp-form\""));
     let config = stored_config(&server, &org.id).await;
     assert!(!config.password.enabled && config.email_otp.enabled);
     assert!(config.email_otp.counts_for_reauthentication);
@@ -151,6 +154,8 @@ async fn an_admin_toggles_methods_and_the_guard_explains_refusals() {
     assert_eq!(status, 303);
     let config = stored_config(&server, &org.id).await;
     assert!(config.password.enabled && !config.email_otp.enabled && config.self_registration);
+    let (sign_in, _) = common::otp::sign_in_page(&visitor, &client_id).await;
+    assert!(sign_in.contains("id=\"login-form\"") && !sign_in.contains("id=\"otp-form\""));
 
     // The lock-out guard: passkeys alone, on a deployment that cannot offer them (the test
     // issuer is an IP address) and with no account holding one.

@@ -1,7 +1,9 @@
 // The admin console in a real browser: the demo user (seeded as an admin of the default
-// organization) signs in at /admin, turns password sign-in off and email codes on, saves,
-// and the console shows the saved configuration; then the users page. The test restores the
-// original methods at the end, so suites run after it still find the password form.
+// organization) signs in at /admin, turns password sign-in off and email and text codes on,
+// saves, and the console shows the saved configuration; then a new browser signs in to the
+// demo app with an email code read from the demo outbox, on a sign-in page that shows the
+// code tabs and no password form; then the users page. The test restores the original
+// methods at the end, so suites run after it still find the password form.
 // Run through tests/e2e/run.sh (it sets TESSERA_URL and CHROMIUM_PATH).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -57,6 +59,54 @@ async function signInToConsole(page) {
   await page.locator('#methods-form').waitFor();
 }
 
+/** A new browser signs in to the demo app with an email code, with no password on offer. */
+async function signInWithEmailCode() {
+  const context = await browser.newContext({ viewport: { width: 900, height: 900 } });
+  context.setDefaultTimeout(ACTION_TIMEOUT);
+  context.setDefaultNavigationTimeout(ACTION_TIMEOUT);
+  const page = await context.newPage();
+  try {
+    await page.goto(`${BASE_URL}/demo`);
+    await page.locator('#demo-sign-in').click();
+    await page.waitForURL((url) => pathOf(url) === '/login');
+    await page.locator('#otp-form').waitFor();
+    assert.equal(await page.locator('#login-form').count(), 0, 'no password form');
+    assert.equal(await page.locator('#tab-password').count(), 0, 'no password tab');
+    assert.equal(await page.locator('#tab-email_otp').getAttribute('aria-current'), 'page');
+    await page.locator('#tab-phone_otp').waitFor();
+    await shot(page, 'signin-code-tabs.png');
+
+    await page.locator('#otp-address').fill(DEMO_EMAIL);
+    await page.locator('#otp-form button[type="submit"]').click();
+    await page.locator('#otp-verify-form').waitFor();
+    assert.match(await page.locator('#otp-sent').textContent(), /d\*\*\*@example\.com/);
+
+    // The demo outbox shows the message that would have been emailed.
+    const outbox = await context.newPage();
+    let code;
+    for (let i = 0; i < 50 && !code; i++) {
+      await outbox.goto(`${BASE_URL}/demo/outbox`);
+      const bodies = await outbox.locator(`article[data-to="${DEMO_EMAIL}"] .outbox-body`).allTextContents();
+      code = bodies.length ? /\b(\d{6})\b/.exec(bodies[0])?.[1] : undefined;
+      if (!code) await outbox.waitForTimeout(100);
+    }
+    assert.ok(code, 'the code reached the outbox');
+    await outbox.close();
+
+    await page.locator('#otp-code').fill(code);
+    await page.locator('#otp-verify-form button[type="submit"]').click();
+    await page.waitForURL((url) => pathOf(url) === '/demo');
+    assert.match(await page.locator('#amr').textContent(), /otp/);
+    assert.match(await page.locator('#amr').textContent(), /email/);
+    await shot(page, 'signin-code-done.png');
+  } catch (err) {
+    await shot(page, 'failed-admin-email-code.png').catch(() => {});
+    throw err;
+  } finally {
+    await context.close();
+  }
+}
+
 /** Sets the method checkboxes named in `on` and clears the others, then saves. */
 async function saveMethods(page, on) {
   for (const key of ['password', 'passkey', 'qr', 'email_otp', 'phone_otp']) {
@@ -87,11 +137,13 @@ test('an admin turns password off and email codes on in the console', { timeout:
     assert.equal(before.password, true, 'password starts enabled');
 
     // Password off needs another method someone can use: email codes always qualify.
-    await saveMethods(page, ['passkey', 'qr', 'email_otp']);
+    await saveMethods(page, ['passkey', 'qr', 'email_otp', 'phone_otp']);
     assert.equal(await page.locator('#method-password').isChecked(), false);
     assert.equal(await page.locator('#method-email_otp').isChecked(), true);
     assert.match(await page.locator('#admin-notice').textContent(), /saved/);
     await shot(page, 'admin-methods.png');
+
+    await signInWithEmailCode();
 
     // The lock-out guard explains itself and keeps the form as submitted.
     await page.locator('#method-email_otp').setChecked(false);
