@@ -545,6 +545,26 @@ const POST_ENDPOINTS: &[PostEndpoint] = &[
         refusals: [401, 401, 401, 401],
         chunked: [413, 413],
     },
+    PostEndpoint {
+        path: "/login/code/send",
+        refusals: [422, 422, 415, 415],
+        chunked: [413, 415],
+    },
+    PostEndpoint {
+        path: "/login/code/verify",
+        refusals: [422, 422, 415, 415],
+        chunked: [413, 415],
+    },
+    PostEndpoint {
+        path: "/admin/methods",
+        refusals: [401, 401, 401, 401],
+        chunked: [413, 413],
+    },
+    PostEndpoint {
+        path: "/admin/users",
+        refusals: [401, 401, 401, 401],
+        chunked: [413, 413],
+    },
     // The admin API answers 401 before reading a body when no token is presented.
     PostEndpoint {
         path: "/admin/api/v1/orgs",
@@ -645,6 +665,12 @@ async fn every_get_endpoint_survives_hostile_query_strings() {
         "/qr/AAAAAAAAAAAAAAAAAAAAAA/code.svg",
         "/qr/AAAAAAAAAAAAAAAAAAAAAA/events",
         "/device",
+        "/admin",
+        "/admin/users",
+        "/admin/login",
+        "/admin/callback",
+        "/demo/outbox",
+        "/branding/AAAAAAAAAAAAAAAAAAAAAA.css",
     ];
     let megabyte = "q".repeat(1024 * 1024);
     for path in paths {
