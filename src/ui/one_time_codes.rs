@@ -47,18 +47,51 @@ fn typed<'a>(channel: Channel, address: &'a str) -> (Option<&'a str>, Option<&'a
     }
 }
 
+/// What both steps check first: the parked request of this browser, its CSRF token, and that
+/// the organization offers this kind of code.
+struct Step {
+    pending: pending::Pending,
+    channel: Channel,
+    method: crate::authn::methods::Method,
+    context: SignInContext,
+}
+
+impl Step {
+    async fn open(
+        app: &crate::app::App,
+        headers: &HeaderMap,
+        request: &str,
+        csrf: &str,
+        channel_text: &str,
+    ) -> Result<Step, Error> {
+        let pending = pending::load(app, headers, request).await?;
+        pending.check_csrf(csrf)?;
+        let channel = channel(channel_text)?;
+        let method = otp::method_of(channel);
+        let context = SignInContext::load(app, &pending).await?;
+        context.require(method)?;
+        Ok(Step {
+            pending,
+            channel,
+            method,
+            context,
+        })
+    }
+}
+
 async fn send(
     State(app): State<AppState>,
     connect: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<SendForm>,
 ) -> Result<Response, PageError> {
-    let pending = pending::load(&app, &headers, &form.request).await?;
-    pending.check_csrf(&form.csrf)?;
-    let channel = channel(&form.channel)?;
-    let method = otp::method_of(channel);
-    let context = SignInContext::load(&app, &pending).await?;
-    context.require(method)?;
+    let step = Step::open(&app, &headers, &form.request, &form.csrf, &form.channel).await?;
+    let Step {
+        pending,
+        channel,
+        method,
+        context,
+    } = step;
     let ip = Some(crate::http::client_ip(&connect));
     // A reauthentication sends the code to the hinted account's address only.
     let hinted = match &pending.request.hinted_subject {
@@ -148,12 +181,13 @@ async fn verify(
     headers: HeaderMap,
     Form(form): Form<VerifyForm>,
 ) -> Result<Response, PageError> {
-    let pending = pending::load(&app, &headers, &form.request).await?;
-    pending.check_csrf(&form.csrf)?;
-    let channel = channel(&form.channel)?;
-    let method = otp::method_of(channel);
-    let context = SignInContext::load(&app, &pending).await?;
-    context.require(method)?;
+    let step = Step::open(&app, &headers, &form.request, &form.csrf, &form.channel).await?;
+    let Step {
+        pending,
+        channel,
+        method,
+        context,
+    } = step;
     let ip = Some(crate::http::client_ip(&connect));
     let code: String = form.code.chars().take(32).collect();
     let (user, authentication) = match otp::verify(

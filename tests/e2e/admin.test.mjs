@@ -126,6 +126,7 @@ test('an admin turns password off and email codes on in the console', { timeout:
   page.on('console', (msg) => {
     if (msg.type() === 'error' && /Content Security Policy/i.test(msg.text())) violations.push(msg.text());
   });
+  let restore = false;
   try {
     await signInToConsole(page);
     assert.equal((await page.locator('#admin-org').textContent()).trim(), 'Default organization');
@@ -135,6 +136,7 @@ test('an admin turns password off and email codes on in the console', { timeout:
       before[key] = await page.locator(`#method-${key}`).isChecked();
     }
     assert.equal(before.password, true, 'password starts enabled');
+    restore = true;
 
     // Password off needs another method someone can use: email codes always qualify.
     await saveMethods(page, ['passkey', 'qr', 'email_otp', 'phone_otp']);
@@ -147,6 +149,7 @@ test('an admin turns password off and email codes on in the console', { timeout:
 
     // The lock-out guard explains itself and keeps the form as submitted.
     await page.locator('#method-email_otp').setChecked(false);
+    await page.locator('#method-phone_otp').setChecked(false);
     await page.locator('#method-passkey').setChecked(false);
     await page.locator('#methods-save').click();
     await page.locator('#methods-error').waitFor();
@@ -164,12 +167,18 @@ test('an admin turns password off and email codes on in the console', { timeout:
     assert.equal(inline, 0, 'no inline <script>');
     assert.deepEqual(violations, [], 'the console triggers no CSP violations');
 
+    restore = false;
     // Put the original methods back for the suites that follow.
     await page.goto(`${BASE_URL}/admin`);
     await saveMethods(page, Object.keys(before).filter((k) => before[k]));
     assert.equal(await page.locator('#method-password').isChecked(), true);
   } catch (err) {
     await shot(page, 'failed-admin.png').catch(() => {});
+    // A failure must not leave the shared server without passwords for the suites after it.
+    if (restore) {
+      await page.goto(`${BASE_URL}/admin`).catch(() => {});
+      await saveMethods(page, ['password', 'passkey', 'qr']).catch(() => {});
+    }
     throw err;
   } finally {
     await context.close();
