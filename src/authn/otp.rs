@@ -224,22 +224,19 @@ pub async fn send(
     let deliver = user.is_some() || (channel == Channel::Email && config.self_registration);
     let code = random_code();
     let now = store::now();
+    let id = random_id();
     let challenge = OtpChallenge {
-        id: random_id(),
+        code_hash: code_hash(app, &id, &code),
+        id,
         org_id: org_id.to_owned(),
         channel: channel.as_str().to_owned(),
         address: address.clone(),
         user_id: user.as_ref().map(|u| u.id.clone()),
         auth_request_id: auth_request_id.to_owned(),
-        code_hash: String::new(),
         failed_attempts: 0,
         created_at: now,
         expires_at: now + app.config.otp.code_ttl_secs,
         consumed_at: None,
-    };
-    let challenge = OtpChallenge {
-        code_hash: code_hash(app, &challenge.id, &code),
-        ..challenge
     };
     otp_challenges::insert(&app.store, &challenge).await?;
     if deliver {
@@ -251,15 +248,12 @@ pub async fn send(
         );
         // In the background: an address with an account must not answer slower than one
         // without (the SMTP round trip would tell them apart).
-        let app_delivery = (
+        let (http, delivery, to) = (
             app.http.clone(),
-            address.clone(),
-            subject,
-            body,
             std::sync::Arc::clone(&app.delivery),
+            address.clone(),
         );
         tokio::spawn(async move {
-            let (http, to, subject, body, delivery) = app_delivery;
             if let Err(e) = delivery.send(&http, channel, &to, &subject, &body).await {
                 tracing::warn!(channel = channel.as_str(), error = %e, "sending a one-time code failed");
             }

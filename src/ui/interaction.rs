@@ -54,17 +54,18 @@ async fn client_name(app: &App, pending: &Pending) -> Result<String, Error> {
         .unwrap_or_else(|| "the application".into()))
 }
 
-/// The application of a parked request, its organization, and the sign-in methods that
-/// organization offers, read from the database on every call: an admin's change applies to
-/// the next page load.
+/// A parked request with its application, that application's organization, and the sign-in
+/// methods the organization offers, read from the database once per request: an admin's
+/// change applies to the next page load.
 pub(crate) struct SignInContext {
+    pub pending: Pending,
     pub client: Client,
     pub org: Organization,
     pub methods: AuthConfig,
 }
 
 impl SignInContext {
-    pub async fn load(app: &App, pending: &Pending) -> Result<SignInContext, Error> {
+    pub async fn load(app: &App, pending: Pending) -> Result<SignInContext, Error> {
         let client = clients::find(&app.store, &pending.request.client_id)
             .await?
             .ok_or_else(|| {
@@ -75,10 +76,27 @@ impl SignInContext {
             .ok_or_else(|| Error::Internal("client without an organization".into()))?;
         let methods = org.auth_config()?;
         Ok(SignInContext {
+            pending,
             client,
             org,
             methods,
         })
+    }
+
+    /// What every sign-in method's form or call checks first: this browser's parked request,
+    /// its CSRF token, and that the organization offers `method`.
+    pub async fn open(
+        app: &App,
+        headers: &HeaderMap,
+        request: &str,
+        csrf: &str,
+        method: Method,
+    ) -> Result<SignInContext, Error> {
+        let pending = pending::load(app, headers, request).await?;
+        pending.check_csrf(csrf)?;
+        let context = SignInContext::load(app, pending).await?;
+        context.require(method)?;
+        Ok(context)
     }
 
     /// Refuses a method the organization has turned off, whatever the browser sent.
@@ -148,10 +166,10 @@ async fn prefill(
     pending: &Pending,
     org_id: &str,
 ) -> Result<(String, bool, bool), Error> {
-    if let Some(sub) = &pending.request.hinted_subject {
-        if let Some(user) = users::find(&app.store, sub).await? {
-            return Ok((user.email, true, true));
-        }
+    if let Some(sub) = &pending.request.hinted_subject
+        && let Some(user) = users::find(&app.store, sub).await?
+    {
+        return Ok((user.email, true, true));
     }
     // A session of another organization is no account here.
     let current = session::current(app, headers)
@@ -183,11 +201,11 @@ const FORM_METHODS: [Method; 3] = [Method::Password, Method::EmailOtp, Method::P
 pub(crate) async fn render_login(
     app: &App,
     headers: &HeaderMap,
-    pending: &Pending,
+    context: &SignInContext,
     status: StatusCode,
     state: LoginState<'_>,
 ) -> Result<Response, Error> {
-    let context = SignInContext::load(app, pending).await?;
+    let pending = &context.pending;
     let (email, locked, reauthenticating) = prefill(app, headers, pending, &context.org.id).await?;
     let email = if locked {
         email
@@ -256,11 +274,12 @@ async fn login_page(
     Query(q): Query<LoginQuery>,
 ) -> Result<Response, PageError> {
     let pending = pending::load(&app, &headers, &q.request).await?;
+    let context = SignInContext::load(&app, pending).await?;
     let state = LoginState {
         tab: q.method.as_deref().and_then(Method::from_key),
         ..Default::default()
     };
-    Ok(render_login(&app, &headers, &pending, StatusCode::OK, state).await?)
+    Ok(render_login(&app, &headers, &context, StatusCode::OK, state).await?)
 }
 
 #[derive(Deserialize)]
@@ -296,10 +315,8 @@ async fn login_submit(
             .into());
         }
     };
-    let pending = pending::load(&app, &headers, &form.request).await?;
-    pending.check_csrf(&form.csrf)?;
-    let context = SignInContext::load(&app, &pending).await?;
-    context.require(Method::Password)?;
+    let context =
+        SignInContext::open(&app, &headers, &form.request, &form.csrf, Method::Password).await?;
     let client = &context.client;
     let ip = Some(crate::http::client_ip(&connect));
     let outcome = authn::password::authenticate(
@@ -347,7 +364,7 @@ async fn login_submit(
                 typed_email: Some(&form.email),
                 ..Default::default()
             };
-            let mut response = render_login(&app, &headers, &pending, status, state).await?;
+            let mut response = render_login(&app, &headers, &context, status, state).await?;
             if status == StatusCode::TOO_MANY_REQUESTS {
                 response
                     .headers_mut()
@@ -356,7 +373,7 @@ async fn login_submit(
             return Ok(response);
         }
     };
-    if let Some(hinted) = &pending.request.hinted_subject {
+    if let Some(hinted) = &context.pending.request.hinted_subject {
         // Reauthentication never switches accounts silently.
         if hinted != &user.id {
             let state = LoginState {
@@ -364,13 +381,13 @@ async fn login_submit(
                 error: Some(WRONG_ACCOUNT),
                 ..Default::default()
             };
-            return Ok(render_login(&app, &headers, &pending, StatusCode::FORBIDDEN, state).await?);
+            return Ok(render_login(&app, &headers, &context, StatusCode::FORBIDDEN, state).await?);
         }
     }
     let (next, cookie) = finish_sign_in(
         &app,
         &headers,
-        &pending,
+        &context,
         &user,
         Method::Password,
         &Authentication::password(),
@@ -394,12 +411,13 @@ pub(crate) const WRONG_ACCOUNT: &str = "The application asked you to confirm a d
 pub(crate) async fn finish_sign_in(
     app: &App,
     headers: &HeaderMap,
-    pending: &Pending,
+    context: &SignInContext,
     user: &User,
     method: Method,
     authentication: &Authentication,
     ip: Option<std::net::IpAddr>,
 ) -> Result<(String, HeaderValue), Error> {
+    let pending = &context.pending;
     crate::metrics::global().sign_in(method.key(), "success");
     crate::audit::sign_in(
         &app.store,
@@ -423,13 +441,8 @@ pub(crate) async fn finish_sign_in(
     .await?;
     auth_requests::mark_authenticated(&app.store, &pending.id, &session.id).await?;
     tracing::info!(amr = %authentication.amr.join(" "), "sign-in succeeded");
-    let passkeys_offered = match orgs::find(&app.store, &user.org_id).await? {
-        Some(org) => org.auth_config()?.passkey.enabled,
-        None => false,
-    };
     let offer_passkey = authentication.amr == ["pwd"]
-        && passkeys_offered
-        && app.passkeys.is_some()
+        && context.passkeys(app)
         && app.cookies.read(headers, NUDGE_COOKIE).is_none()
         && crate::store::passkeys::count_usable_for_user(&app.store, &user.id).await? == 0;
     let next = if offer_passkey {

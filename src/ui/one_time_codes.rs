@@ -18,7 +18,6 @@ use crate::app::AppState;
 use crate::authn::otp::{self, Failure};
 use crate::delivery::Channel;
 use crate::error::{Error, PageError};
-use crate::oidc::authorize::pending;
 use crate::oidc::authorize::response;
 
 pub fn routes() -> Router<AppState> {
@@ -40,7 +39,7 @@ fn channel(text: &str) -> Result<Channel, Error> {
         .ok_or_else(|| Error::bad_request_page("Invalid form", "Unknown kind of code."))
 }
 
-fn typed<'a>(channel: Channel, address: &'a str) -> (Option<&'a str>, Option<&'a str>) {
+fn typed(channel: Channel, address: &str) -> (Option<&str>, Option<&str>) {
     match channel {
         Channel::Email => (Some(address), None),
         Channel::Sms => (None, Some(address)),
@@ -50,7 +49,6 @@ fn typed<'a>(channel: Channel, address: &'a str) -> (Option<&'a str>, Option<&'a
 /// What both steps check first: the parked request of this browser, its CSRF token, and that
 /// the organization offers this kind of code.
 struct Step {
-    pending: pending::Pending,
     channel: Channel,
     method: crate::authn::methods::Method,
     context: SignInContext,
@@ -64,14 +62,10 @@ impl Step {
         csrf: &str,
         channel_text: &str,
     ) -> Result<Step, Error> {
-        let pending = pending::load(app, headers, request).await?;
-        pending.check_csrf(csrf)?;
         let channel = channel(channel_text)?;
         let method = otp::method_of(channel);
-        let context = SignInContext::load(app, &pending).await?;
-        context.require(method)?;
+        let context = SignInContext::open(app, headers, request, csrf, method).await?;
         Ok(Step {
-            pending,
             channel,
             method,
             context,
@@ -85,13 +79,12 @@ async fn send(
     headers: HeaderMap,
     Form(form): Form<SendForm>,
 ) -> Result<Response, PageError> {
-    let step = Step::open(&app, &headers, &form.request, &form.csrf, &form.channel).await?;
     let Step {
-        pending,
         channel,
         method,
         context,
-    } = step;
+    } = Step::open(&app, &headers, &form.request, &form.csrf, &form.channel).await?;
+    let pending = &context.pending;
     let ip = Some(crate::http::client_ip(&connect));
     // A reauthentication sends the code to the hinted account's address only.
     let hinted = match &pending.request.hinted_subject {
@@ -128,7 +121,7 @@ async fn send(
                 }),
                 ..Default::default()
             };
-            Ok(render_login(&app, &headers, &pending, StatusCode::OK, state).await?)
+            Ok(render_login(&app, &headers, &context, StatusCode::OK, state).await?)
         }
         Err(failure) => {
             let (status, message, retry) = match failure {
@@ -155,7 +148,7 @@ async fn send(
                 typed_phone,
                 ..Default::default()
             };
-            let mut page = render_login(&app, &headers, &pending, status, state).await?;
+            let mut page = render_login(&app, &headers, &context, status, state).await?;
             if let Some(secs) = retry {
                 page.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -181,13 +174,12 @@ async fn verify(
     headers: HeaderMap,
     Form(form): Form<VerifyForm>,
 ) -> Result<Response, PageError> {
-    let step = Step::open(&app, &headers, &form.request, &form.csrf, &form.channel).await?;
     let Step {
-        pending,
         channel,
         method,
         context,
-    } = step;
+    } = Step::open(&app, &headers, &form.request, &form.csrf, &form.channel).await?;
+    let pending = &context.pending;
     let ip = Some(crate::http::client_ip(&connect));
     let code: String = form.code.chars().take(32).collect();
     let (user, authentication) = match otp::verify(
@@ -238,7 +230,7 @@ async fn verify(
                 typed_phone,
                 code: code_step,
             };
-            return Ok(render_login(&app, &headers, &pending, status, state).await?);
+            return Ok(render_login(&app, &headers, &context, status, state).await?);
         }
     };
     if pending
@@ -251,7 +243,7 @@ async fn verify(
         return Err(Error::page(StatusCode::FORBIDDEN, "Different account", WRONG_ACCOUNT).into());
     }
     let (next, cookie) =
-        finish_sign_in(&app, &headers, &pending, &user, method, &authentication, ip).await?;
+        finish_sign_in(&app, &headers, &context, &user, method, &authentication, ip).await?;
     Ok(crate::oidc::authorize::with_cookie(
         response::redirect(&next),
         cookie,

@@ -100,11 +100,8 @@ async fn sign_in_options(
 ) -> Answer {
     let body = read(body)?;
     let pk = enabled(&app)?;
-    let pending = pending::load(&app, &headers, &body.request)
-        .await
-        .map_err(fail)?;
-    pending.check_csrf(&body.csrf).map_err(fail)?;
-    let org_id = client_org(&app, &pending).await?;
+    let context = sign_in_context(&app, &headers, &body.request, &body.csrf).await?;
+    let (pending, org_id) = (&context.pending, &context.org.id);
     // A reauthentication is for the hinted account only, whatever was typed.
     let hinted_email = match &pending.request.hinted_subject {
         Some(sub) => crate::store::users::find(&app.store, sub)
@@ -115,7 +112,7 @@ async fn sign_in_options(
     };
     let email = hinted_email.or(body.email.filter(|e| e.len() <= 320));
     let (ceremony, options) =
-        passkey::start_authentication(pk, &app.store, &app.instance_key, &org_id, email.as_deref())
+        passkey::start_authentication(pk, &app.store, &app.instance_key, org_id, email.as_deref())
             .await
             .map_err(passkey_error)?;
     let mut options =
@@ -126,11 +123,17 @@ async fn sign_in_options(
     Ok(Json(json!({ "ceremony": ceremony, "options": options })).into_response())
 }
 
-/// The organization of the parked request, refusing when it has passkeys turned off.
-async fn client_org(app: &App, pending: &pending::Pending) -> Result<String, Response> {
-    let context = SignInContext::load(app, pending).await.map_err(fail)?;
-    context.require(Method::Passkey).map_err(fail)?;
-    Ok(context.org.id)
+/// The parked request of this browser (its CSRF token checked) with its organization,
+/// refusing when that organization has passkeys turned off.
+async fn sign_in_context(
+    app: &App,
+    headers: &HeaderMap,
+    request: &str,
+    csrf: &str,
+) -> Result<SignInContext, Response> {
+    SignInContext::open(app, headers, request, csrf, Method::Passkey)
+        .await
+        .map_err(fail)
 }
 
 #[derive(Deserialize)]
@@ -149,16 +152,13 @@ async fn sign_in_finish(
 ) -> Answer {
     let body = read(body)?;
     let pk = enabled(&app)?;
-    let pending = pending::load(&app, &headers, &body.request)
-        .await
-        .map_err(fail)?;
-    pending.check_csrf(&body.csrf).map_err(fail)?;
+    let context = sign_in_context(&app, &headers, &body.request, &body.csrf).await?;
     let credential = serde_json::from_value::<PublicKeyCredential>(body.credential)
         .map_err(|_| passkey_error(PasskeyError::Malformed))?;
-    let org_id = client_org(&app, &pending).await?;
+    let org_id = context.org.id.as_str();
     let ip = Some(crate::http::client_ip(&connect));
     let (user, authentication) =
-        match passkey::finish_authentication(pk, &app.store, &org_id, &body.ceremony, &credential)
+        match passkey::finish_authentication(pk, &app.store, org_id, &body.ceremony, &credential)
             .await
         {
             Ok(done) => done,
@@ -167,11 +167,12 @@ async fn sign_in_finish(
                     PasskeyError::Store(_) => "unavailable",
                     _ => "passkey_rejected",
                 };
-                sign_in_failed(&app, &org_id, Method::Passkey, None, ip, reason).await;
+                sign_in_failed(&app, org_id, Method::Passkey, None, ip, reason).await;
                 return Err(passkey_error(e));
             }
         };
-    if pending
+    if context
+        .pending
         .request
         .hinted_subject
         .as_deref()
@@ -185,7 +186,7 @@ async fn sign_in_finish(
     let (next, cookie) = super::interaction::finish_sign_in(
         &app,
         &headers,
-        &pending,
+        &context,
         &user,
         Method::Passkey,
         &authentication,

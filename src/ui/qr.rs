@@ -22,7 +22,6 @@ use crate::authn::qr::{self, Approver, Decided, Decision, Scan, Status};
 use crate::error::{Error, JsonError, PageError};
 use crate::http::cookies;
 use crate::http::params::Params;
-use crate::oidc::authorize::pending;
 use crate::oidc::authorize::response::redirect;
 use crate::security::jwe::P256Jwk;
 use crate::session::{self, Current};
@@ -74,16 +73,13 @@ async fn start(
     body: Bytes,
 ) -> Result<Response, JsonError> {
     let body: StartBody = crate::http::json_body(&body)?;
-    let pending = pending::load(&app, &headers, &body.request).await?;
-    pending.check_csrf(&body.csrf)?;
-    SignInContext::load(&app, &pending)
-        .await?
-        .require(Method::Qr)?;
+    let context =
+        SignInContext::open(&app, &headers, &body.request, &body.csrf, Method::Qr).await?;
     let browser = browser(&app, &headers)?;
     let started = qr::start(
         &app,
         &browser,
-        &pending,
+        &context.pending,
         &body.key,
         crate::http::user_agent(&headers),
         Some(crate::http::client_ip(&connect)),
@@ -243,14 +239,12 @@ async fn redeem(
     body: Bytes,
 ) -> Result<Response, JsonError> {
     let body: RedeemBody = crate::http::json_body(&body)?;
-    let pending = pending::load(&app, &headers, &body.request).await?;
-    pending.check_csrf(&body.csrf)?;
-    let context = SignInContext::load(&app, &pending).await?;
-    context.require(Method::Qr)?;
+    let context =
+        SignInContext::open(&app, &headers, &body.request, &body.csrf, Method::Qr).await?;
+    let pending = &context.pending;
     let browser = browser(&app, &headers)?;
     let ip = Some(crate::http::client_ip(&connect));
-    let (user, authentication) = match qr::redeem(&app, &id, &browser, &pending, &body.grant).await
-    {
+    let (user, authentication) = match qr::redeem(&app, &id, &browser, pending, &body.grant).await {
         Ok(done) => done,
         Err(e) => {
             sign_in_failed(
@@ -279,7 +273,7 @@ async fn redeem(
     let (next, cookie) = crate::ui::interaction::finish_sign_in(
         &app,
         &headers,
-        &pending,
+        &context,
         &user,
         Method::Qr,
         &authentication,
