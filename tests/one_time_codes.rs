@@ -202,7 +202,7 @@ async fn codes_expire_allow_five_wrong_tries_and_are_throttled() {
     let browser = Browser::new(&server.url);
     let (page, _) = code_tab(&browser, &client_id, "email_otp").await;
     let (_, entry) = send_code(&browser, &page, "email", "a@example.com").await;
-    let code = outbox_code(&server, "a@example.com").await;
+    let code = outbox_code(&server, "a@example.com", 1).await;
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let (status, page) = verify_code(&browser, &entry, &code).await;
     assert_eq!(status, 401);
@@ -215,7 +215,7 @@ async fn codes_expire_allow_five_wrong_tries_and_are_throttled() {
 
     // Five wrong tries kill the code: the right one is refused after them.
     let (_, entry) = send_code(&browser, &entry, "email", "b@example.com").await;
-    let code = outbox_code(&server, "b@example.com").await;
+    let code = outbox_code(&server, "b@example.com", 1).await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let mut page = entry.clone();
     for left in (1..5).rev() {
@@ -258,7 +258,7 @@ async fn the_answer_is_the_same_whether_or_not_the_address_has_an_account() {
         normalize(&known, "known@example.com"),
         normalize(&unknown, "nobody@example.com")
     );
-    outbox_code(&server, "known@example.com").await;
+    outbox_code(&server, "known@example.com", 1).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let outbox = server.app().delivery.outbox.recent();
     assert_eq!(
@@ -289,7 +289,7 @@ async fn a_code_works_only_in_the_browser_that_asked_for_it() {
     let asking = Browser::new(&server.url);
     let (page, _) = code_tab(&asking, &client_id, "email_otp").await;
     let (_, entry) = send_code(&asking, &page, "email", "ada@example.com").await;
-    let code = outbox_code(&server, "ada@example.com").await;
+    let code = outbox_code(&server, "ada@example.com", 1).await;
 
     // Another browser with its own parked request, and the stolen challenge and code.
     let other = Browser::new(&server.url);

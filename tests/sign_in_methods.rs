@@ -300,9 +300,17 @@ async fn can_reauthenticate_counts_only_methods_the_organization_enabled() {
                     hidden(&page, "request")
                 ))
                 .await;
+            let sent_before = server
+                .app()
+                .delivery
+                .outbox
+                .recent()
+                .iter()
+                .filter(|m| m.to == email)
+                .count();
             let (status, page) = send_code(&browser, &page, "email", email).await;
             assert_eq!(status, 200, "{page}");
-            let code = outbox_code(server, email).await;
+            let code = outbox_code(server, email, sent_before + 1).await;
             let (status, location) = verify_code(&browser, &page, &code).await;
             assert_eq!(status, 303, "{location}");
             let q = browser.follow(&location).await.params();

@@ -104,22 +104,26 @@ pub fn code_in(text: &str) -> String {
         .unwrap_or_else(|| panic!("no code in {text:?}"))
 }
 
-/// Waits for the demo outbox to hold a message to `to` (delivery runs in the background).
-pub async fn outbox_code(server: &TestServer, to: &str) -> String {
+/// Waits for the demo outbox to hold its `nth` message (1-based) to `to`, and returns that
+/// message's code. Delivery runs in the background, so an older message to the same address
+/// must not be mistaken for the one just asked for.
+pub async fn outbox_code(server: &TestServer, to: &str, nth: usize) -> String {
     for _ in 0..100 {
-        if let Some(m) = server
+        let mut to_them: Vec<_> = server
             .app()
             .delivery
             .outbox
             .recent()
             .into_iter()
-            .find(|m| m.to == to)
-        {
+            .filter(|m| m.to == to)
+            .collect();
+        to_them.reverse(); // oldest first
+        if let Some(m) = to_them.get(nth - 1) {
             return code_in(&m.body);
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    panic!("no message to {to} in the outbox");
+    panic!("no message number {nth} to {to} in the outbox");
 }
 
 /// Requests captured by [`CaptureServer`]: (path, headers, body).
