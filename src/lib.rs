@@ -5,6 +5,7 @@
 //! `admin/` CLI, `companion_app` the reference companion app, `demo/` the demo relying party,
 //! `http/` shared HTTP plumbing.
 
+pub mod account;
 pub mod admin;
 pub mod app;
 pub mod audit;

@@ -47,6 +47,18 @@ pub async fn end_all_sessions(app: &AppState, user_id: &str) -> StoreResult<usiz
     Ok(live.len())
 }
 
+/// Ends every live session of the user except `keep` (the one the user is acting from), for
+/// a password change or removal: other browsers must prove the new state of the account.
+pub async fn end_other_sessions(app: &AppState, user_id: &str, keep: &str) -> StoreResult<usize> {
+    let live = sessions::list_live_for_user(&app.store, user_id, store::now()).await?;
+    let mut ended = 0;
+    for session in live.iter().filter(|s| s.id != keep) {
+        end_session(app, session).await?;
+        ended += 1;
+    }
+    Ok(ended)
+}
+
 /// POSTs a logout token, retrying with backoff; each attempt is bounded by the client's
 /// timeout. The outcome is logged; delivery never blocks the person signing out.
 async fn deliver(app: AppState, client: Client, sub: String, sid: String) {
