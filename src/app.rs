@@ -244,7 +244,8 @@ fn spawn_background_jobs(app: AppState, mut stop: tokio::sync::watch::Receiver<b
         let mut reload = tokio::time::interval(Duration::from_secs(
             crate::tokens::keys::RELOAD_INTERVAL_SECS as u64,
         ));
-        let mut housekeeping = tokio::time::interval(Duration::from_secs(60));
+        let mut housekeeping =
+            tokio::time::interval(Duration::from_secs(app.config.sessions.sweep_interval_secs));
         loop {
             tokio::select! {
                 _ = stop.changed() => break,

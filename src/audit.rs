@@ -24,7 +24,8 @@ impl Outcome {
 /// One audit entry before it is stored.
 pub struct Event<'a> {
     pub org_id: Option<&'a str>,
-    /// `user:ID`, `admin_token:ID`, `client:ID`, or `anonymous`.
+    /// `user:ID`, `admin_token:ID`, `client:ID`, `anonymous`, or `system` (the server acting
+    /// on its own, such as delivering a back-channel logout).
     pub actor: String,
     /// Dotted, e.g. `sign_in.password`, `org.auth_config.update`, `user.disable`.
     pub action: &'a str,
@@ -76,6 +77,47 @@ pub async fn sign_in(
                 Some(r) => serde_json::json!({ "reason": r }),
                 None => serde_json::json!({}),
             },
+        },
+    )
+    .await
+}
+
+/// One back-channel logout token's delivery to a client (Back-Channel Logout 1.0 §2.7).
+pub struct BackchannelDelivery<'a> {
+    pub org_id: &'a str,
+    pub client_id: &'a str,
+    /// The user the token names (`sub`).
+    pub sub: &'a str,
+    pub sid: &'a str,
+    /// Why the session ended (`session::logout::Cause`).
+    pub cause: &'a str,
+    pub attempts: u32,
+    /// `None` when delivered; otherwise why the last attempt failed.
+    pub error: Option<&'a str>,
+}
+
+/// `logout.backchannel`: the server acted on its own (actor `system`), on the client.
+pub async fn backchannel_logout(store: &Store, d: BackchannelDelivery<'_>) -> StoreResult<()> {
+    record(
+        store,
+        Event {
+            org_id: Some(d.org_id),
+            actor: "system".into(),
+            action: "logout.backchannel",
+            target: Some(d.client_id.to_owned()),
+            outcome: if d.error.is_none() {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            },
+            ip: None,
+            detail: serde_json::json!({
+                "sub": d.sub,
+                "sid": d.sid,
+                "cause": d.cause,
+                "attempts": d.attempts,
+                "error": d.error,
+            }),
         },
     )
     .await

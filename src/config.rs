@@ -86,6 +86,10 @@ pub struct SessionSettings {
     pub idle_ttl_secs: i64,
     /// Absolute cap from the sign-in, whatever the activity.
     pub absolute_ttl_secs: i64,
+    /// How often housekeeping runs: it notifies relying parties of sessions that expired
+    /// (Back-Channel Logout) and purges what has expired. An expired session's logout token
+    /// goes out at most this long after the expiry.
+    pub sweep_interval_secs: u64,
 }
 
 /// QR cross-device sign-in lifetimes (README "QR sign-in"): short on purpose, since a QR
@@ -288,6 +292,7 @@ impl Default for SessionSettings {
         SessionSettings {
             idle_ttl_secs: 7 * 24 * 3600,
             absolute_ttl_secs: 30 * 24 * 3600,
+            sweep_interval_secs: 60,
         }
     }
 }
@@ -464,6 +469,9 @@ impl Config {
                 "reauthentication_claim must be a printable claim name that no standard claim uses"
                     .into(),
             );
+        }
+        if self.sessions.sweep_interval_secs < 1 {
+            return Err("sessions.sweep_interval_secs must be at least 1".into());
         }
         if self.audit_retention_days < 1 {
             return Err("audit_retention_days must be at least 1".into());

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::app::{App, AppState};
+use crate::app::AppState;
 use crate::store;
 
 pub async fn healthz() -> &'static str {
@@ -75,8 +75,14 @@ pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response 
 /// device authorizations and rotated refresh tokens (kept `tokens.reuse_detection_secs` past
 /// use or expiry so that a late replay is still recognised), pending requests, sessions,
 /// grants, rate-limit windows, retired keys, WebAuthn ceremonies, QR sign-ins and companion
-/// challenges.
-pub async fn housekeeping(app: &App) {
+/// challenges. First, sessions that ended without anyone calling (idle or absolute expiry)
+/// get their back-channel logout, so that purging never drops an unnotified session.
+pub async fn housekeeping(app: &AppState) {
+    match crate::session::logout::sweep_ended(app).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(n, "ended sessions notified"),
+        Err(e) => tracing::warn!(error = %e, "sweeping ended sessions failed"),
+    }
     let now = store::now();
     let reuse_window = app.config.tokens.reuse_detection_secs;
     let results = [

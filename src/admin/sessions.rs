@@ -4,6 +4,7 @@ use serde_json::json;
 
 use super::{Actor, AdminError, record_change};
 use crate::app::AppState;
+use crate::session::logout::Cause;
 use crate::store::sessions::{self, SessionRow};
 use crate::store::{self, Store};
 
@@ -33,7 +34,7 @@ pub async fn revoke(
         .ok_or_else(|| AdminError::NotFound("no such session".into()))?;
     let was_live = session.revoked_at.is_none();
     if was_live {
-        crate::session::logout::end_session(app, &session).await?;
+        crate::session::logout::end_session_because(app, &session, Cause::AdminRevoke).await?;
     }
     record_change(
         &app.store,

@@ -6,7 +6,9 @@
 use serde_json::json;
 
 use super::{Actor, AdminError, NewUser, record_change};
+use crate::account::deletion::DeletedBy;
 use crate::app::AppState;
+use crate::session::logout::Cause;
 use crate::store::users::{self, ROLE_ADMIN, ROLE_MEMBER, User};
 use crate::store::{Store, devices, passkeys};
 
@@ -130,7 +132,7 @@ pub async fn set_disabled(
     let user = get(&app.store, actor, org_id, user_id).await?;
     users::set_disabled(&app.store, &user.id, disabled).await?;
     let ended = if disabled {
-        end_sessions(app, &user.id).await?
+        end_sessions(app, &user.id, Cause::UserDisabled).await?
     } else {
         0
     };
@@ -170,8 +172,8 @@ pub async fn set_role(
     .await
 }
 
-/// Deletes the account after ending its sessions (so relying parties hear of it); grants,
-/// passkeys and devices go with the row (ON DELETE CASCADE).
+/// Deletes the account and everything that is theirs in one transaction, after which the
+/// relying parties of its sessions get back-channel logout tokens (`account::deletion`).
 pub async fn delete(
     app: &AppState,
     actor: &Actor,
@@ -179,19 +181,10 @@ pub async fn delete(
     user_id: &str,
 ) -> Result<(), AdminError> {
     let user = get(&app.store, actor, org_id, user_id).await?;
-    end_sessions(app, &user.id).await?;
-    if !users::delete(&app.store, &user.id).await? {
-        return Err(AdminError::NotFound("no such user".into()));
-    }
-    record_change(
-        &app.store,
-        actor,
-        Some(org_id),
-        "user.delete",
-        Some(&user.id),
-        json!({ "email": user.email }),
-    )
-    .await
+    crate::account::deletion::delete_user(app, &user.id, DeletedBy::Admin(actor))
+        .await?
+        .ok_or_else(|| AdminError::NotFound("no such user".into()))?;
+    Ok(())
 }
 
 /// Removes the password, every passkey and every companion device, and ends every session:
@@ -207,7 +200,7 @@ pub async fn reset_methods(
     users::set_password_hash(&app.store, &user.id, None).await?;
     let passkeys = passkeys::delete_all_for_user(&app.store, &user.id).await?;
     let devices = devices::delete_all_for_user(&app.store, &user.id).await?;
-    let ended = end_sessions(app, &user.id).await?;
+    let ended = end_sessions(app, &user.id, Cause::MethodsReset).await?;
     record_change(
         &app.store,
         actor,
@@ -225,6 +218,6 @@ pub async fn reset_methods(
 }
 
 /// "Sign out everywhere" on the user's behalf.
-async fn end_sessions(app: &AppState, user_id: &str) -> Result<usize, AdminError> {
-    Ok(crate::session::logout::end_all_sessions(app, user_id).await?)
+async fn end_sessions(app: &AppState, user_id: &str, cause: Cause) -> Result<usize, AdminError> {
+    Ok(crate::session::logout::end_all_sessions_because(app, user_id, cause).await?)
 }

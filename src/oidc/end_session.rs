@@ -13,7 +13,7 @@ use crate::error::{Error, PageError};
 use crate::http::params::Params;
 use crate::oidc::authorize::response::redirect;
 use crate::security::{b64url, constant_time_eq, hmac_sha256};
-use crate::session;
+use crate::session::{self, logout::Cause};
 use crate::store::clients::{self, Client};
 use crate::tokens::jws;
 use crate::ui::views::{LogoutConfirmPage, SignedOutPage};
@@ -52,7 +52,7 @@ pub async fn handler(
             .as_deref()
             .is_none_or(|sid| sid == current.session.id);
     if tied {
-        session::logout::end_session(&app, &current.session).await?;
+        session::logout::end_session_because(&app, &current.session, Cause::RpLogout).await?;
         return Ok(finish(&app, &request, true));
     }
     let client_name = request.client.as_ref().map(|c| c.name.clone());
@@ -96,7 +96,7 @@ pub async fn confirm(
             None => redirect("/"),
         });
     }
-    session::logout::end_session(&app, &current.session).await?;
+    session::logout::end_session_because(&app, &current.session, Cause::RpLogout).await?;
     Ok(finish(&app, &request, true))
 }
 

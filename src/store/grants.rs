@@ -47,13 +47,14 @@ pub async fn find(store: &Store, id: &str) -> StoreResult<Option<GrantRow>> {
     })
 }
 
-pub async fn revoke(store: &Store, id: &str, now: i64) -> StoreResult<()> {
+/// Returns whether this call revoked it (false when it was revoked already).
+pub async fn revoke(store: &Store, id: &str, now: i64) -> StoreResult<bool> {
     with_conn!(store, |conn| {
-        diesel::update(grants::table.find(id).filter(grants::revoked_at.is_null()))
+        let n = diesel::update(grants::table.find(id).filter(grants::revoked_at.is_null()))
             .set(grants::revoked_at.eq(Some(now)))
             .execute(conn)
             .await?;
-        Ok(())
+        Ok(n == 1)
     })
 }
 

@@ -91,6 +91,7 @@ diesel::table! {
         user_agent -> Nullable<Text>,
         ip -> Nullable<Text>,
         revoked_at -> Nullable<BigInt>,
+        logout_sent_at -> Nullable<BigInt>,
     }
 }
 

@@ -133,17 +133,69 @@ pub async fn revoke(store: &Store, id: &str, now: i64) -> StoreResult<()> {
     })
 }
 
-/// Deletes sessions that ended (revoked or expired) more than `keep_secs` ago.
+/// Claims the duty to send the back-channel logout of a session's end: true for exactly one
+/// caller, whichever request or sweeping replica gets there first (one conditional UPDATE).
+pub async fn claim_logout(store: &Store, id: &str, now: i64) -> StoreResult<bool> {
+    with_conn!(store, |conn| {
+        let n = diesel::update(
+            sessions::table
+                .find(id)
+                .filter(sessions::logout_sent_at.is_null()),
+        )
+        .set(sessions::logout_sent_at.eq(Some(now)))
+        .execute(conn)
+        .await?;
+        Ok(n == 1)
+    })
+}
+
+/// Sessions that ended (idle or absolute expiry passed, or revoked by a path that does not
+/// notify, such as another user signing in in the same browser) and whose relying parties
+/// have not been told yet, oldest first, at most `limit`.
+pub async fn ended_unnotified(store: &Store, now: i64, limit: i64) -> StoreResult<Vec<SessionRow>> {
+    with_conn!(store, |conn| {
+        Ok(sessions::table
+            .filter(sessions::logout_sent_at.is_null())
+            .filter(
+                sessions::expires_at
+                    .le(now)
+                    .or(sessions::absolute_expires_at.le(now))
+                    .or(sessions::revoked_at.is_not_null()),
+            )
+            .order(sessions::expires_at.asc())
+            .limit(limit)
+            .select(SessionRow::as_select())
+            .load(conn)
+            .await?)
+    })
+}
+
+/// The user's sessions, live or ended, whose end has not been notified yet.
+pub async fn unnotified_for_user(store: &Store, user_id: &str) -> StoreResult<Vec<SessionRow>> {
+    with_conn!(store, |conn| {
+        Ok(sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::logout_sent_at.is_null())
+            .select(SessionRow::as_select())
+            .load(conn)
+            .await?)
+    })
+}
+
+/// Deletes sessions that ended (revoked or expired) more than `keep_secs` ago, once their
+/// back-channel logout was sent (the sweeper runs first; see `ops::housekeeping`).
 pub async fn purge_ended(store: &Store, now: i64, keep_secs: i64) -> StoreResult<usize> {
     let cutoff = now - keep_secs;
     with_conn!(store, |conn| {
         Ok(diesel::delete(
-            sessions::table.filter(
-                sessions::expires_at
-                    .lt(cutoff)
-                    .or(sessions::absolute_expires_at.lt(cutoff))
-                    .or(sessions::revoked_at.lt(cutoff)),
-            ),
+            sessions::table
+                .filter(sessions::logout_sent_at.is_not_null())
+                .filter(
+                    sessions::expires_at
+                        .lt(cutoff)
+                        .or(sessions::absolute_expires_at.lt(cutoff))
+                        .or(sessions::revoked_at.lt(cutoff)),
+                ),
         )
         .execute(conn)
         .await?)

@@ -299,7 +299,8 @@ async fn end_one(
         .ok_or_else(|| {
             Error::bad_request_page("Unknown session", "That session has already ended.")
         })?;
-    session::logout::end_session(&app, &target).await?;
+    session::logout::end_session_because(&app, &target, session::logout::Cause::AccountPage)
+        .await?;
     if target.id == current.session.id {
         let mut response = crate::ui::render(&super::views::SignedOutPage);
         response.headers_mut().append(

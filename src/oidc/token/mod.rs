@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::app::{App, AppState};
+use crate::app::AppState;
 use crate::error::{Code, Error};
 use crate::http::params::Params;
 
@@ -75,7 +75,11 @@ pub fn parse_request(headers: &HeaderMap, body: &[u8]) -> Result<Params, Error> 
     Ok(params)
 }
 
-async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<serde_json::Value, Error> {
+async fn handle(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<serde_json::Value, Error> {
     let params = parse_request(headers, body)?;
     let grant_type = params
         .get("grant_type")

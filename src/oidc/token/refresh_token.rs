@@ -1,20 +1,27 @@
 //! `grant_type=refresh_token` (RFC 6749 §6, OIDC Core §12). Tokens rotate on every use; a
 //! second use of a rotated token revokes the family (RFC 9700 §4.14.2). The new ID token keeps
 //! the original `auth_time` and `sid`: refreshing never counts as signing in.
+//!
+//! Reuse ends that client's access in the session, not the session: the client whose family
+//! is revoked gets a back-channel logout token for the grant's `sid`, so it drops its local
+//! session too (its tokens are dead). The browser session and the other clients' grants stay:
+//! what leaked is one client's refresh token, not the session cookie, and ending the whole
+//! session would let anyone holding an old token sign the user out of every app.
 
-use crate::app::App;
+use crate::app::AppState;
 use crate::error::{Code, Error};
 use crate::http::params::Params;
 use crate::oidc::scope::Scope;
 use crate::security::digest;
-use crate::store::clients::Client;
+use crate::session::logout;
+use crate::store::clients::{self, Client};
 use crate::store::grants;
 use crate::store::{self, refresh_tokens};
 
 use super::issue::{self, Issue};
 
 pub async fn exchange(
-    app: &App,
+    app: &AppState,
     client: &Client,
     params: &Params,
 ) -> Result<serde_json::Value, Error> {
@@ -38,7 +45,7 @@ pub async fn exchange(
         ));
     }
     if row.used_at.is_some() {
-        return Err(reused(app, &row.grant_id, now).await);
+        return Err(reused(app, &grant, now).await);
     }
     if row.expires_at < now || grant.expires_at < now {
         return Err(Error::invalid_grant("the refresh token has expired"));
@@ -70,7 +77,7 @@ pub async fn exchange(
     };
     // The one conditional UPDATE decides between two concurrent uses; the loser is a reuse.
     if !refresh_tokens::use_once(&app.store, &hash, now).await? {
-        return Err(reused(app, &row.grant_id, now).await);
+        return Err(reused(app, &grant, now).await);
     }
     issue::respond(
         app,
@@ -86,11 +93,29 @@ pub async fn exchange(
     .await
 }
 
-/// A second use of a rotated token by its own client: theft or a bug, so the family goes.
-async fn reused(app: &App, grant_id: &str, now: i64) -> Error {
-    if let Err(e) = grants::revoke(&app.store, grant_id, now).await {
-        return e.into();
+/// A second use of a rotated token by its own client: theft or a bug, so the family goes, and
+/// the client hears of it through back-channel logout (see the module comment).
+async fn reused(app: &AppState, grant: &grants::GrantRow, now: i64) -> Error {
+    let revoked_now = match grants::revoke(&app.store, &grant.id, now).await {
+        Ok(r) => r,
+        Err(e) => return e.into(),
+    };
+    tracing::warn!(grant = %grant.id, "refresh token reused; token family revoked");
+    // Only the call that revoked the family notifies (the conditional UPDATE picks one among
+    // concurrent replays); a grant without a browser session (device flow) has no `sid` for
+    // a logout token to name.
+    if revoked_now && let (Some(sub), Some(sid)) = (&grant.user_id, &grant.session_id) {
+        match clients::find(&app.store, &grant.client_id).await {
+            Ok(Some(client)) => logout::notify_clients(
+                app,
+                vec![client],
+                sub,
+                sid,
+                logout::Cause::RefreshTokenReuse,
+            ),
+            Ok(None) => {}
+            Err(e) => return e.into(),
+        }
     }
-    tracing::warn!(grant = %grant_id, "refresh token reused; token family revoked");
     Error::invalid_grant("the refresh token was already used")
 }

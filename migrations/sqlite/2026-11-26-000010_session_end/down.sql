@@ -1,0 +1,2 @@
+DROP INDEX sessions_unnotified;
+ALTER TABLE sessions DROP COLUMN logout_sent_at;
