@@ -4,125 +4,13 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
-use axum::extract::State;
-use axum::routing::post;
+use common::backchannel::{
+    AFTER_LOGOUT, REDIRECT, client_with_logout, receiver, verify_logout_token,
+};
 use common::{
     Browser, Landing, PASSWORD, TestServer, authorize_url, claims_of, exchange, plain_client,
     refresh, sign_in,
 };
-
-const REDIRECT: &str = "https://rp.example.com/cb";
-const AFTER_LOGOUT: &str = "https://rp.example.com/signed-out";
-
-async fn client_with_logout(server: &TestServer, backchannel: Option<&str>) -> (String, String) {
-    let (id, secret) = tessera::admin::create_client(
-        &server.app().store,
-        tessera::admin::NewClient {
-            org_id: &server.app().default_org.id,
-            name: "Logout app",
-            redirect_uris: &[REDIRECT.to_owned()],
-            post_logout_redirect_uris: &[AFTER_LOGOUT.to_owned()],
-            public: false,
-            id: None,
-            secret: None,
-            backchannel_logout_uri: backchannel,
-        },
-    )
-    .await
-    .unwrap();
-    (id, secret.unwrap())
-}
-
-/// A relying party's back-channel logout endpoint, recording every logout token it receives.
-struct Receiver {
-    url: String,
-    tokens: Arc<Mutex<Vec<String>>>,
-}
-
-async fn receiver() -> Receiver {
-    let tokens: Arc<Mutex<Vec<String>>> = Arc::default();
-    let app = axum::Router::new()
-        .route(
-            "/backchannel",
-            post(
-                |State(t): State<Arc<Mutex<Vec<String>>>>, body: String| async move {
-                    let token = form_urlencoded::parse(body.as_bytes())
-                        .find(|(k, _)| k == "logout_token")
-                        .map(|(_, v)| v.into_owned())
-                        .unwrap_or_default();
-                    t.lock().unwrap().push(token);
-                    axum::http::StatusCode::OK
-                },
-            ),
-        )
-        .with_state(tokens.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/backchannel", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Receiver { url, tokens }
-}
-
-impl Receiver {
-    async fn wait_for(&self, n: usize) -> Vec<String> {
-        for _ in 0..100 {
-            let got = self.tokens.lock().unwrap().clone();
-            if got.len() >= n {
-                return got;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        panic!(
-            "expected {n} logout tokens, got {}",
-            self.tokens.lock().unwrap().len()
-        );
-    }
-}
-
-/// Verifies a logout token as a relying party would: RS256 signature against the JWKS
-/// published by the issuer (fetched over HTTP, checked with aws-lc-rs directly), then the
-/// claims of Back-Channel Logout 1.0 §2.6.
-async fn verify_logout_token(
-    server: &TestServer,
-    token: &str,
-    client_id: &str,
-    sid: &str,
-) -> serde_json::Value {
-    let jwks: serde_json::Value = server.get("/jwks").await.json().await.unwrap();
-    let header = common::header_of(token);
-    assert_eq!(header["alg"], "RS256");
-    assert_eq!(header["typ"], "logout+jwt");
-    let key = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["kid"] == header["kid"])
-        .expect("kid in JWKS");
-    let decode = |f: &str| tessera::security::b64url_decode(key[f].as_str().unwrap()).unwrap();
-    let (signed, signature) = token.rsplit_once('.').unwrap();
-    aws_lc_rs::signature::RsaPublicKeyComponents {
-        n: decode("n"),
-        e: decode("e"),
-    }
-    .verify(
-        &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
-        signed.as_bytes(),
-        &tessera::security::b64url_decode(signature).unwrap(),
-    )
-    .expect("logout token signature verifies");
-    let claims = claims_of(token);
-    assert_eq!(claims["iss"], server.issuer().as_str());
-    assert_eq!(claims["aud"], client_id);
-    assert_eq!(claims["sid"], sid);
-    assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
-    assert!(
-        claims.get("nonce").is_none(),
-        "§2.4: a logout token never carries a nonce"
-    );
-    assert!(claims["jti"].is_string() && claims["iat"].is_i64() && claims["exp"].is_i64());
-    claims
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rp_initiated_logout_with_a_tied_hint_ends_the_session_and_notifies_clients() {

@@ -8,7 +8,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, RawQuery, State};
+use axum::extract::{ConnectInfo, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -34,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/account/sign-out-everywhere", post(end_all))
         .route("/account/passkeys/rename", post(rename_passkey))
         .route("/account/passkeys/delete", post(delete_passkey))
+        .route("/account/delete", post(delete_account))
 }
 
 /// Registers the account console as a public client of the default organization, with its
@@ -391,4 +392,39 @@ async fn delete_passkey(
     }
     tracing::info!(user_id = %current.user.id, "passkey deleted");
     Ok(redirect("/account?notice=passkey-deleted"))
+}
+
+/// "Delete my account": needs a sign-in within the last few minutes (a stolen session must
+/// not be able to erase the account) and the email address typed again as the confirmation.
+async fn delete_account(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (current, params) = checked(&app, &headers, &body).await?;
+    if store::now() - current.session.auth_time > crate::authn::RECENT_AUTH_SECS {
+        return Ok(redirect("/account?notice=reauthenticate"));
+    }
+    let typed = store::users::normalize_email(params.get("confirm").unwrap_or(""));
+    if typed != current.user.email_normalized {
+        return Err(Error::bad_request_page(
+            "Not deleted",
+            "Type your email address to confirm that you want to delete your account.",
+        )
+        .into());
+    }
+    let by = crate::account::deletion::DeletedBy::TheUser {
+        ip: Some(crate::http::client_ip(&ConnectInfo(peer)).to_string()),
+    };
+    crate::account::deletion::delete_user(&app, &current.user.id, by).await?;
+    let mut response = crate::ui::render(&super::views::ErrorPage {
+        title: "Account deleted",
+        message: "Your account and everything stored with it were deleted, and you are signed out of every app that used it.",
+    });
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        app.cookies.clear(crate::http::cookies::SESSION),
+    );
+    Ok(response)
 }

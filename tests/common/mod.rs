@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod backchannel;
 pub mod otp;
 pub mod passkey;
 pub mod process;
