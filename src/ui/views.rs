@@ -209,3 +209,21 @@ pub struct DeviceDoneView {
     pub title: &'static str,
     pub message: String,
 }
+
+/// Account recovery, one step at a time: `start` (ask for a code), `code` (type it), `link`
+/// (continue with an admin's link), `new` (set up a new passkey or password).
+#[derive(Template)]
+#[template(path = "recover.html")]
+pub struct RecoverPage<'a> {
+    pub step: &'a str,
+    pub csrf: &'a str,
+    /// The parked sign-in to return to (`start`, `code`).
+    pub request: &'a str,
+    pub masked: &'a str,
+    pub token: &'a str,
+    /// The account being recovered (`new`).
+    pub email: &'a str,
+    pub passkeys: bool,
+    pub password: bool,
+    pub error: Option<&'a str>,
+}
