@@ -186,9 +186,21 @@ pub async fn verify_code(app: &App, holder_secret: &str, typed: &str) -> Result<
     Ok(())
 }
 
-/// An admin's recovery link for `user`: mailed to their address, never shown to the admin
-/// (who must not be able to take the account over). Returns when the row is stored.
-pub async fn send_link(app: &App, user: &User) -> Result<(), StoreError> {
+/// A message to send: address, subject, body.
+pub struct Outgoing {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+}
+
+/// An admin's recovery link for `user`: stored, and returned as the message that carries it
+/// to the user's address (the caller sends it). The admin never sees the link: they must not
+/// be able to take the account over.
+pub async fn issue_link(
+    store: &crate::store::Store,
+    config: &crate::config::Config,
+    user: &User,
+) -> Result<Outgoing, StoreError> {
     let token = random_secret();
     let now = store::now();
     let row = AccountCode {
@@ -206,13 +218,23 @@ pub async fn send_link(app: &App, user: &User) -> Result<(), StoreError> {
         verified_at: None,
         completed_at: None,
     };
-    account_codes::insert(&app.store, &row).await?;
-    let mut link = url::Url::parse(&app.config.endpoint("/recover/link")).expect("issuer URL");
+    account_codes::insert(store, &row).await?;
+    let mut link = url::Url::parse(&config.endpoint("/recover/link")).expect("issuer URL");
     link.query_pairs_mut().append_pair("token", &token);
-    let body =
-        crate::delivery::messages::recovery_link(link.as_str(), TTL_SECS / 60, &app.config.issuer);
-    send_in_background(app, &user.email, "Recover your account".into(), body);
-    Ok(())
+    Ok(Outgoing {
+        to: user.email.clone(),
+        subject: "Recover your account".into(),
+        body: crate::delivery::messages::recovery_link(
+            link.as_str(),
+            TTL_SECS / 60,
+            &config.issuer,
+        ),
+    })
+}
+
+/// Sends an admin's link from the server, in the background.
+pub fn deliver_link(app: &App, message: Outgoing) {
+    send_in_background(app, &message.to, message.subject, message.body);
 }
 
 /// Opens an admin's link in this browser, once. Returns the cookie value that now holds it.

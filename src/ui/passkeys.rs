@@ -231,6 +231,7 @@ pub struct RegisterFinish {
 
 async fn register_finish(
     State(app): State<AppState>,
+    connect: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Json<RegisterFinish>, JsonRejection>,
 ) -> Answer {
@@ -252,6 +253,14 @@ async fn register_finish(
     .await
     .map_err(passkey_error)?;
     tracing::info!(user_id = %current.user.id, "passkey registered");
+    let device =
+        crate::account::notifications::Device::of(&headers, Some(crate::http::client_ip(&connect)));
+    crate::account::notifications::notify(
+        &app,
+        &current.user.email,
+        crate::account::notifications::Change::PasskeyAdded(&row.name),
+        &device,
+    );
     Ok(Json(json!({ "id": row.id, "name": row.name })).into_response())
 }
 

@@ -115,6 +115,14 @@ pub struct SessionView {
 #[template(path = "account.html")]
 pub struct AccountPage<'a> {
     pub email: &'a str,
+    /// "Ways to sign in": every method the user holds that the organization offers.
+    pub methods: Vec<String>,
+    pub passwords_enabled: bool,
+    pub has_password: bool,
+    /// The last-method rule allows it (a passkey exists).
+    pub can_remove_password: bool,
+    /// A new address waiting for its code.
+    pub pending_email: Option<&'a str>,
     pub csrf: &'a str,
     pub sessions: Vec<SessionView>,
     pub passkeys_enabled: bool,
