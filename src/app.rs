@@ -149,6 +149,7 @@ pub fn router(app: AppState) -> Router {
         .merge(crate::ui::account::routes())
         .merge(crate::ui::admin_console::routes())
         .merge(crate::ui::passkeys::routes())
+        .merge(crate::ui::recovery::routes())
         .merge(crate::ui::qr::routes())
         .merge(crate::ui::companion::routes())
         .merge(crate::ui::device_grant::routes())

@@ -115,6 +115,10 @@ pub async fn housekeeping(app: &AppState) {
             store::otp_challenges::purge_expired(&app.store, now).await,
         ),
         (
+            "account codes and links",
+            store::account_codes::purge_expired(&app.store, now).await,
+        ),
+        (
             "audit entries",
             store::audit::purge_older_than(
                 &app.store,

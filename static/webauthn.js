@@ -169,16 +169,18 @@ function setUpRegistration(box) {
     button.disabled = true;
     try {
       const csrf = box.dataset.csrf;
-      const { ceremony, options } = await postJson('/account/passkeys/options', { csrf });
+      // The account page and account recovery register through their own endpoints.
+      const base = box.dataset.endpoint || '/account/passkeys';
+      const { ceremony, options } = await postJson(`${base}/options`, { csrf });
       const credential = await navigator.credentials.create({ publicKey: creationOptions(options) });
       const nameInput = document.getElementById('passkey-name');
-      await postJson('/account/passkeys/finish', {
+      const done = await postJson(`${base}/finish`, {
         csrf,
         ceremony,
         credential: registrationJson(credential),
         name: nameInput ? nameInput.value : '',
       });
-      window.location.assign(box.dataset.continue);
+      window.location.assign(done.redirect || box.dataset.continue);
     } catch (error) {
       showError(explain(error));
       button.disabled = false;

@@ -65,6 +65,7 @@ pub fn routes() -> Router<AppState> {
             "/orgs/{org}/users/{user_id}/reset_methods",
             post(reset_methods),
         )
+        .route("/orgs/{org}/users/{user_id}/recovery", post(send_recovery))
         .route("/orgs/{org}/users/{user_id}/sessions", get(list_sessions))
         .route("/orgs/{org}/sessions/{session_id}", delete(revoke_session))
         .route("/orgs/{org}/audit", get(org_audit))
@@ -570,6 +571,22 @@ async fn reset_methods(
     super::users::reset_methods(&app, &actor, &org.id, &user_id).await?;
     ok(user_json(
         &super::users::get(&app.store, &actor, &org.id, &user_id).await?,
+    ))
+}
+
+/// Emails the user a recovery link; answers 202 (the message leaves in the background).
+async fn send_recovery(
+    State(app): State<AppState>,
+    Admin(actor): Admin,
+    Path((segment, user_id)): Path<(String, String)>,
+) -> ApiResult {
+    let org = org(&app, &actor, &segment).await?;
+    let message =
+        super::users::recovery_link(&app.store, &app.config, &actor, &org.id, &user_id).await?;
+    crate::account::recovery::deliver_link(&app, message);
+    Ok(reply(
+        StatusCode::ACCEPTED,
+        json!({ "sent": true, "expires_in": crate::account::recovery::TTL_SECS }),
     ))
 }
 

@@ -106,6 +106,14 @@ pub enum UserCommand {
     Delete {
         id: String,
     },
+    /// Email the user a single-use recovery link (15 minutes) through the configured SMTP
+    /// server; the link itself is never printed.
+    Recover {
+        #[arg(long, default_value = orgs::DEFAULT_ORG_SLUG)]
+        org: String,
+        #[arg(long)]
+        email: String,
+    },
     /// Make the user an admin of their organization (the console) or a member again.
     SetRole {
         id: String,
@@ -212,6 +220,9 @@ pub async fn run_admin(config: &Config, command: Command) -> Result<serde_json::
         Command::Serve | Command::Device(_) => unreachable!("handled by main"),
         Command::Migrate => Ok(json!({ "migrated": true, "backend": store.backend_name() })),
         Command::Client(c) => client(&store, c).await,
+        Command::User(UserCommand::Recover { org, email }) => {
+            recover(config, &store, &org, &email).await
+        }
         Command::User(c) => user(&store, c).await,
         Command::Keys(c) => keys(config, &store, c).await,
         Command::Org(c) => org(config, &store, c).await.map_err(|e| e.to_string()),
@@ -349,6 +360,9 @@ async fn user(store: &Store, command: UserCommand) -> Result<serde_json::Value, 
             }
             Ok(json!({ "deleted": id }))
         }
+        UserCommand::Recover { .. } => {
+            unreachable!("needs the configuration: handled in run_admin")
+        }
         UserCommand::SetRole { id, role } => {
             let user = store::users::find(store, &id)
                 .await
@@ -360,6 +374,43 @@ async fn user(store: &Store, command: UserCommand) -> Result<serde_json::Value, 
             Ok(json!({ "id": id, "role": role }))
         }
     }
+}
+
+async fn recover(
+    config: &Config,
+    store: &Store,
+    slug: &str,
+    email: &str,
+) -> Result<serde_json::Value, String> {
+    // The demo outbox lives in the server's memory: this process's copy would vanish with it.
+    if config.email.transport != crate::config::EmailTransport::Smtp {
+        return Err(
+            "email.transport is not smtp: send the link from the admin API or console".into(),
+        );
+    }
+    let delivery = crate::delivery::Delivery::from_config(config)?;
+    let org_id = org_id(store, slug).await?;
+    let user = store::users::find_by_email(store, &org_id, email)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no user {email:?} in {slug:?}"))?;
+    let message =
+        crate::admin::users::recovery_link(store, config, &Actor::cli(), &org_id, &user.id)
+            .await
+            .map_err(|e| e.to_string())?;
+    let http = openidconnect::reqwest::Client::new();
+    delivery
+        .send(
+            &http,
+            crate::delivery::Channel::Email,
+            &message.to,
+            &message.subject,
+            &message.body,
+        )
+        .await?;
+    Ok(
+        json!({ "id": user.id, "sent_to": message.to, "expires_in": crate::account::recovery::TTL_SECS }),
+    )
 }
 
 async fn org_by_slug(store: &Store, slug: &str) -> Result<orgs::Organization, AdminError> {

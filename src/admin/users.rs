@@ -221,3 +221,31 @@ pub async fn reset_methods(
 async fn end_sessions(app: &AppState, user_id: &str, cause: Cause) -> Result<usize, AdminError> {
     Ok(crate::session::logout::end_all_sessions_because(app, user_id, cause).await?)
 }
+
+/// Stores a single-use recovery link for the user (README "Account recovery") and returns
+/// the message carrying it; the caller delivers it to the user's own address.
+pub async fn recovery_link(
+    store: &Store,
+    config: &crate::config::Config,
+    actor: &Actor,
+    org_id: &str,
+    user_id: &str,
+) -> Result<crate::account::recovery::Outgoing, AdminError> {
+    let user = get(store, actor, org_id, user_id).await?;
+    if user.disabled {
+        return Err(AdminError::Invalid(
+            "the account is disabled: enable it before sending a recovery link".into(),
+        ));
+    }
+    let message = crate::account::recovery::issue_link(store, config, &user).await?;
+    record_change(
+        store,
+        actor,
+        Some(org_id),
+        "user.recovery_link",
+        Some(&user.id),
+        json!({ "expires_in": crate::account::recovery::TTL_SECS }),
+    )
+    .await?;
+    Ok(message)
+}

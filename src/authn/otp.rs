@@ -140,7 +140,7 @@ pub fn mask(channel: Channel, address: &str) -> String {
     }
 }
 
-fn random_code() -> String {
+pub(crate) fn random_code() -> String {
     // Rejection sampling keeps every code equally likely: 2^32 is not a multiple of 10^6.
     const RANGE: u32 = 1_000_000;
     const LIMIT: u32 = u32::MAX - (u32::MAX % RANGE);
@@ -168,7 +168,7 @@ pub struct Sent {
 }
 
 /// Checks every send window, then counts this send in each; refused sends count nothing.
-async fn throttle(app: &App, address: &str, ip: Option<IpAddr>) -> Result<(), Failure> {
+pub(crate) async fn throttle(app: &App, address: &str, ip: Option<IpAddr>) -> Result<(), Failure> {
     let limits = &app.config.rate_limits;
     let ip = ip.map(|i| i.to_string()).unwrap_or_default();
     let windows: [(&str, &str, &Policy); 4] = [

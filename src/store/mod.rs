@@ -5,6 +5,7 @@
 //! work with diesel-async 0.9, so [`Store`] holds an enum of two pools and
 //! [`with_conn!`] expands each query body once per backend.
 
+pub mod account_codes;
 pub mod admin_tokens;
 pub mod audit;
 pub mod auth_requests;

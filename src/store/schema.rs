@@ -307,7 +307,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    account_codes (id) {
+        id -> Text,
+        org_id -> Text,
+        user_id -> Nullable<Text>,
+        purpose -> Text,
+        address -> Text,
+        secret_hash -> Text,
+        holder -> Nullable<Text>,
+        auth_request_id -> Nullable<Text>,
+        failed_attempts -> BigInt,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        verified_at -> Nullable<BigInt>,
+        completed_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    account_codes,
     otp_challenges,
     admin_tokens,
     audit_log,

@@ -375,3 +375,22 @@ pub async fn erase(store: &Store, id: &str) -> StoreResult<Erased> {
         Ok(erased)
     })
 }
+
+/// A new, proved address: the account's email changes and counts as verified. A unique
+/// violation means another account of the organization took the address meanwhile.
+pub async fn set_email(store: &Store, id: &str, email: &str) -> StoreResult<()> {
+    let now = super::now();
+    let normalized = normalize_email(email);
+    with_conn!(store, |conn| {
+        diesel::update(users::table.find(id))
+            .set((
+                users::email.eq(email),
+                users::email_normalized.eq(&normalized),
+                users::email_verified.eq(true),
+                users::updated_at.eq(now),
+            ))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+}

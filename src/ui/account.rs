@@ -8,6 +8,8 @@
 
 use axum::Router;
 use axum::body::Bytes;
+use std::net::SocketAddr;
+
 use axum::extract::{ConnectInfo, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
@@ -15,6 +17,9 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::views::{AccountPage, PasskeyView, SessionView};
+use crate::account::credentials::{self, Credential, Refused};
+use crate::account::email_change;
+use crate::account::notifications::{self, Change, Device};
 use crate::app::{App, AppState};
 use crate::error::{Error, PageError};
 use crate::http::params::Params;
@@ -35,6 +40,10 @@ pub fn routes() -> Router<AppState> {
         .route("/account/passkeys/rename", post(rename_passkey))
         .route("/account/passkeys/delete", post(delete_passkey))
         .route("/account/delete", post(delete_account))
+        .route("/account/password", post(set_password))
+        .route("/account/password/remove", post(remove_password))
+        .route("/account/email", post(start_email_change))
+        .route("/account/email/confirm", post(confirm_email_change))
 }
 
 /// Registers the account console as a public client of the default organization, with its
@@ -191,6 +200,18 @@ async fn page(
             Some("Confirm it's you first: sign in again, then repeat the change.")
         }
         Some("passkey-deleted") => Some("The passkey was deleted."),
+        Some("recovered") => Some("Your account is recovered. Every other session was signed out."),
+        Some("password-set") => Some("Your password was set. Other sessions were signed out."),
+        Some("password-changed") => {
+            Some("Your password was changed. Other sessions were signed out.")
+        }
+        Some("password-removed") => Some(
+            "Your password was removed: you sign in with a passkey. Other sessions were signed out.",
+        ),
+        Some("email-code-sent") => {
+            Some("We sent a code to the new address. Type it below to finish the change.")
+        }
+        Some("email-changed") => Some("Your email address was changed."),
         Some("device-removed") => {
             Some("The device was removed: it can no longer approve sign-ins.")
         }
@@ -206,8 +227,15 @@ async fn page(
             last_used: d.last_used_at.map(when).unwrap_or_else(|| "never".into()),
         })
         .collect();
+    let held = credentials::held(&app, &current.user).await?;
+    let pending_email = email_change::pending(&app, &current).await?;
     Ok(super::render(&AccountPage {
         email: &current.user.email,
+        methods: method_lines(&held, &current.user),
+        passwords_enabled: held.config.password.enabled,
+        has_password: current.user.password_hash.is_some(),
+        can_remove_password: held.can_remove(Credential::Password),
+        pending_email: pending_email.as_deref(),
         csrf: &csrf(&app, &current.session.id),
         sessions: session_views,
         passkeys_enabled: app.passkeys.is_some(),
@@ -215,6 +243,32 @@ async fn page(
         companions: device_views,
         notice,
     }))
+}
+
+/// "Ways to sign in": one line per method the user holds and the organization offers.
+fn method_lines(held: &credentials::Held, user: &crate::store::users::User) -> Vec<String> {
+    let mut lines = Vec::new();
+    if held.password {
+        lines.push("Password".to_owned());
+    }
+    for p in &held.passkeys {
+        lines.push(format!("Passkey \"{}\"", p.name));
+    }
+    if held.companions > 0 {
+        lines.push(format!(
+            "Companion apps approving QR sign-ins: {}",
+            held.companions
+        ));
+    }
+    if held.email_code {
+        lines.push(format!("Codes by email to {}", user.email));
+    }
+    if held.phone_code
+        && let Some(phone) = &user.phone_number
+    {
+        lines.push(format!("Codes by text message to {phone}"));
+    }
+    lines
 }
 
 #[derive(Deserialize)]
@@ -363,34 +417,33 @@ async fn rename_passkey(
 
 async fn delete_passkey(
     State(app): State<AppState>,
+    connect: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let (current, params) = checked(&app, &headers, &body).await?;
-    if store::now() - current.session.auth_time > crate::authn::RECENT_AUTH_SECS {
-        // A stolen session must not be able to remove a user's credentials.
+    if !fresh_sign_in(&current) {
         return Ok(redirect("/account?notice=reauthenticate"));
     }
     let id = params.get("id").unwrap_or("");
-    let remaining_password = current.user.password_hash.is_some();
-    let count = passkeys::list_for_user(&app.store, &current.user.id)
-        .await?
-        .len();
-    if !remaining_password && count <= 1 {
-        return Err(Error::bad_request_page(
-            "Cannot delete your last sign-in method",
-            "This is the only way you can sign in. Add another passkey first.",
-        )
-        .into());
-    }
-    if !passkeys::delete(&app.store, &current.user.id, id).await? {
-        return Err(Error::bad_request_page(
-            "Unknown passkey",
-            "That passkey is not on your account.",
-        )
-        .into());
-    }
+    let name = credentials::remove_passkey(&app, &current.user, id)
+        .await
+        .map_err(refusal)?;
     tracing::info!(user_id = %current.user.id, "passkey deleted");
+    let device = Device::of(&headers, Some(crate::http::client_ip(&connect)));
+    notifications::notify(
+        &app,
+        &current.user.email,
+        Change::PasskeyRemoved(&name),
+        &device,
+    );
+    credentials::audit(
+        &app,
+        &current.user,
+        "account.passkey.remove",
+        device.ip.clone(),
+    )
+    .await;
     Ok(redirect("/account?notice=passkey-deleted"))
 }
 
@@ -403,7 +456,7 @@ async fn delete_account(
     body: Bytes,
 ) -> Result<Response, PageError> {
     let (current, params) = checked(&app, &headers, &body).await?;
-    if store::now() - current.session.auth_time > crate::authn::RECENT_AUTH_SECS {
+    if !fresh_sign_in(&current) {
         return Ok(redirect("/account?notice=reauthenticate"));
     }
     let typed = store::users::normalize_email(params.get("confirm").unwrap_or(""));
@@ -427,4 +480,121 @@ async fn delete_account(
         app.cookies.clear(crate::http::cookies::SESSION),
     );
     Ok(response)
+}
+
+/// Sensitive changes need a sign-in at most five minutes old: a stolen session must not be
+/// able to change how the account signs in.
+fn fresh_sign_in(current: &Current) -> bool {
+    store::now() - current.session.auth_time <= crate::authn::RECENT_AUTH_SECS
+}
+
+fn refusal(refused: Refused) -> PageError {
+    match refused {
+        Refused::Store(e) => Error::from(e).into(),
+        Refused::LastMethod => Error::bad_request_page(
+            "Cannot remove your last sign-in method",
+            refused.to_string(),
+        )
+        .into(),
+        other => Error::bad_request_page("Not changed", other.to_string()).into(),
+    }
+}
+
+async fn set_password(
+    State(app): State<AppState>,
+    connect: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (current, params) = checked(&app, &headers, &body).await?;
+    if !fresh_sign_in(&current) {
+        return Ok(redirect("/account?notice=reauthenticate"));
+    }
+    let password = params.get("password").unwrap_or("").to_owned();
+    let changed = credentials::set_password(&app, &current.user, password)
+        .await
+        .map_err(refusal)?;
+    // Other browsers must prove the new state of the account; this one just did.
+    session::logout::end_other_sessions(&app, &current.user.id, &current.session.id).await?;
+    let device = Device::of(&headers, Some(crate::http::client_ip(&connect)));
+    let (change, action, notice) = if changed {
+        (
+            Change::PasswordChanged,
+            "account.password.change",
+            "password-changed",
+        )
+    } else {
+        (Change::PasswordSet, "account.password.set", "password-set")
+    };
+    notifications::notify(&app, &current.user.email, change, &device);
+    credentials::audit(&app, &current.user, action, device.ip.clone()).await;
+    Ok(redirect(&format!("/account?notice={notice}")))
+}
+
+async fn remove_password(
+    State(app): State<AppState>,
+    connect: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (current, _) = checked(&app, &headers, &body).await?;
+    if !fresh_sign_in(&current) {
+        return Ok(redirect("/account?notice=reauthenticate"));
+    }
+    credentials::remove_password(&app, &current.user)
+        .await
+        .map_err(refusal)?;
+    session::logout::end_other_sessions(&app, &current.user.id, &current.session.id).await?;
+    let device = Device::of(&headers, Some(crate::http::client_ip(&connect)));
+    notifications::notify(&app, &current.user.email, Change::PasswordRemoved, &device);
+    credentials::audit(
+        &app,
+        &current.user,
+        "account.password.remove",
+        device.ip.clone(),
+    )
+    .await;
+    Ok(redirect("/account?notice=password-removed"))
+}
+
+fn email_refusal(failure: email_change::Failure) -> Result<Response, PageError> {
+    match failure {
+        email_change::Failure::Reauthenticate => Ok(redirect("/account?notice=reauthenticate")),
+        email_change::Failure::Store(e) => Err(Error::from(e).into()),
+        email_change::Failure::Throttled { .. } => Err(Error::page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many codes",
+            failure.to_string(),
+        )
+        .into()),
+        other => Err(Error::bad_request_page("Email not changed", other.to_string()).into()),
+    }
+}
+
+async fn start_email_change(
+    State(app): State<AppState>,
+    connect: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (current, params) = checked(&app, &headers, &body).await?;
+    let ip = Some(crate::http::client_ip(&connect));
+    match email_change::start(&app, &current, params.get("email").unwrap_or(""), ip).await {
+        Ok(_) => Ok(redirect("/account?notice=email-code-sent")),
+        Err(failure) => email_refusal(failure),
+    }
+}
+
+async fn confirm_email_change(
+    State(app): State<AppState>,
+    connect: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (current, params) = checked(&app, &headers, &body).await?;
+    let device = Device::of(&headers, Some(crate::http::client_ip(&connect)));
+    match email_change::confirm(&app, &current, params.get("code").unwrap_or(""), &device).await {
+        Ok(_) => Ok(redirect("/account?notice=email-changed")),
+        Err(failure) => email_refusal(failure),
+    }
 }

@@ -52,6 +52,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/users/disable", post(disable_user))
         .route("/admin/users/enable", post(enable_user))
         .route("/admin/users/role", post(set_role))
+        .route("/admin/users/recover", post(send_recovery))
         .route("/admin/audit", get(audit_page))
 }
 
@@ -303,6 +304,7 @@ fn notice_text(key: Option<&str>) -> Option<&'static str> {
         "client-deleted" => Some("The client was deleted."),
         "user-created" => Some("The user was created."),
         "user-updated" => Some("The user was updated."),
+        "recovery-sent" => Some("A recovery link was sent to the user's email address."),
         _ => None,
     }
 }
@@ -787,6 +789,22 @@ async fn set_disabled(
         .await
         .map_err(refused)?;
     Ok(redirect("/admin/users?notice=user-updated"))
+}
+
+/// Emails the user a recovery link (README "Account recovery"); the admin never sees it.
+async fn send_recovery(
+    State(app): State<AppState>,
+    ConnectInfo(ip): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (admin, params) = checked(&app, &headers, ip, &body).await?;
+    let id = target_user(&admin, &params)?;
+    let message = users::recovery_link(&app.store, &app.config, &admin.actor, &admin.org.id, id)
+        .await
+        .map_err(refused)?;
+    crate::account::recovery::deliver_link(&app, message);
+    Ok(redirect("/admin/users?notice=recovery-sent"))
 }
 
 async fn set_role(

@@ -40,9 +40,24 @@ struct EnrollBody {
     proof: String,
 }
 
-async fn enroll(State(app): State<AppState>, bytes: Bytes) -> Result<Response, JsonError> {
+async fn enroll(
+    State(app): State<AppState>,
+    connect: axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, JsonError> {
     let b: EnrollBody = crate::http::json_body(&bytes)?;
     let row = companion::enroll(&app, &b.code, &b.name, &b.public_key, &b.proof).await?;
+    if let Some(user) = crate::store::users::find(&app.store, &row.user_id).await? {
+        use crate::account::notifications::{self, Change, Device};
+        let device = Device::of(&headers, Some(crate::http::client_ip(&connect)));
+        notifications::notify(
+            &app,
+            &user.email,
+            Change::DeviceEnrolled(&row.name),
+            &device,
+        );
+    }
     Ok((
         StatusCode::CREATED,
         Json(json!({"device_id": row.id, "name": row.name})),

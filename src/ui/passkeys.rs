@@ -33,7 +33,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// A JSON error the page shows as it is.
-fn refused(status: StatusCode, message: &str) -> Response {
+pub(crate) fn refused(status: StatusCode, message: &str) -> Response {
     (
         status,
         Json(json!({ "error": "passkey_refused", "message": message })),
@@ -41,7 +41,7 @@ fn refused(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-fn passkey_error(e: PasskeyError) -> Response {
+pub(crate) fn passkey_error(e: PasskeyError) -> Response {
     match e {
         PasskeyError::Store(inner) => Error::from(inner).into_response(),
         PasskeyError::Verification(detail) => {
@@ -56,13 +56,13 @@ fn passkey_error(e: PasskeyError) -> Response {
 }
 
 /// Handlers answer `Err` with a ready response (a refusal or an error), so `?` works on both.
-type Answer = Result<Response, Response>;
+pub(crate) type Answer = Result<Response, Response>;
 
-fn fail(e: impl Into<Error>) -> Response {
+pub(crate) fn fail(e: impl Into<Error>) -> Response {
     e.into().into_response()
 }
 
-fn read<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
+pub(crate) fn read<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
     body.map(|Json(b)| b).map_err(|rejection| {
         // A body over `MAX_BODY_BYTES` is 413 (RFC 9110 §15.5.14), not a malformed request.
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -73,7 +73,7 @@ fn read<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
     })
 }
 
-fn enabled(app: &App) -> Result<&Passkeys, Response> {
+pub(crate) fn enabled(app: &App) -> Result<&Passkeys, Response> {
     app.passkeys.as_ref().ok_or_else(|| {
         refused(
             StatusCode::NOT_FOUND,
@@ -231,6 +231,7 @@ pub struct RegisterFinish {
 
 async fn register_finish(
     State(app): State<AppState>,
+    connect: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Json<RegisterFinish>, JsonRejection>,
 ) -> Answer {
@@ -252,6 +253,14 @@ async fn register_finish(
     .await
     .map_err(passkey_error)?;
     tracing::info!(user_id = %current.user.id, "passkey registered");
+    let device =
+        crate::account::notifications::Device::of(&headers, Some(crate::http::client_ip(&connect)));
+    crate::account::notifications::notify(
+        &app,
+        &current.user.email,
+        crate::account::notifications::Change::PasskeyAdded(&row.name),
+        &device,
+    );
     Ok(Json(json!({ "id": row.id, "name": row.name })).into_response())
 }
 

@@ -115,6 +115,14 @@ pub struct SessionView {
 #[template(path = "account.html")]
 pub struct AccountPage<'a> {
     pub email: &'a str,
+    /// "Ways to sign in": every method the user holds that the organization offers.
+    pub methods: Vec<String>,
+    pub passwords_enabled: bool,
+    pub has_password: bool,
+    /// The last-method rule allows it (a passkey exists).
+    pub can_remove_password: bool,
+    /// A new address waiting for its code.
+    pub pending_email: Option<&'a str>,
     pub csrf: &'a str,
     pub sessions: Vec<SessionView>,
     pub passkeys_enabled: bool,
@@ -208,4 +216,22 @@ pub struct DeviceConfirmView<'a> {
 pub struct DeviceDoneView {
     pub title: &'static str,
     pub message: String,
+}
+
+/// Account recovery, one step at a time: `start` (ask for a code), `code` (type it), `link`
+/// (continue with an admin's link), `new` (set up a new passkey or password).
+#[derive(Template)]
+#[template(path = "recover.html")]
+pub struct RecoverPage<'a> {
+    pub step: &'a str,
+    pub csrf: &'a str,
+    /// The parked sign-in to return to (`start`, `code`).
+    pub request: &'a str,
+    pub masked: &'a str,
+    pub token: &'a str,
+    /// The account being recovered (`new`).
+    pub email: &'a str,
+    pub passkeys: bool,
+    pub password: bool,
+    pub error: Option<&'a str>,
 }

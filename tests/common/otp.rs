@@ -228,12 +228,56 @@ impl SmtpSink {
         panic!("no email to {to} reached the SMTP server");
     }
 
+    /// Every message to `to` that arrived so far, oldest first, bodies decoded.
+    pub fn all_to(&self, to: &str) -> Vec<String> {
+        std::fs::read_to_string(self.file.path())
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .filter(|r| r["to"].as_array().unwrap().iter().any(|t| t == to))
+            .map(|r| decoded_body(r["data"].as_str().unwrap()))
+            .collect()
+    }
+
+    /// Waits for a message to `to` whose text contains `needle` (after decoding a base64 or
+    /// quoted-printable body); returns the decoded body.
+    pub async fn message_with(&self, to: &str, needle: &str) -> String {
+        for _ in 0..250 {
+            let found = self.all_to(to).into_iter().find(|m| m.contains(needle));
+            if let Some(m) = found {
+                return m;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("no message to {to} containing {needle:?} reached the SMTP server");
+    }
+
     pub fn count(&self) -> usize {
         std::fs::read_to_string(self.file.path())
             .unwrap_or_default()
             .lines()
             .count()
     }
+}
+
+/// Headers and the body of a raw message, the body decoded from base64 or quoted-printable.
+pub fn decoded_body(raw: &str) -> String {
+    use base64::Engine;
+    let (headers, body) = raw.split_once("\r\n\r\n").unwrap_or((raw, ""));
+    let body = if headers.contains("Content-Transfer-Encoding: base64") {
+        let joined: String = body.split_whitespace().collect();
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(joined)
+                .unwrap_or_default(),
+        )
+        .unwrap_or_default()
+    } else if headers.contains("Content-Transfer-Encoding: quoted-printable") {
+        body.replace("=\r\n", "").replace("=3D", "=")
+    } else {
+        body.to_owned()
+    };
+    format!("{headers}\r\n\r\n{body}")
 }
 
 impl Drop for SmtpSink {

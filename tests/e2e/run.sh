@@ -106,6 +106,11 @@ PASSKEY_EMAIL="passkey@example.com"
 PASSKEY_PASSWORD="passkey-user-password"
 printf '%s\n' "$PASSKEY_PASSWORD" | TESSERA_DATA_DIR="$DATA_DIR" TESSERA_ISSUER="$BASE_URL" \
   "$BIN" user create --email "$PASSKEY_EMAIL" --name "Passkey User" --password-stdin >/dev/null
+# An account the recovery test makes passkey-only and then recovers.
+RECOVERY_EMAIL="recover@example.com"
+RECOVERY_PASSWORD="recovery-user-password"
+printf '%s\n' "$RECOVERY_PASSWORD" | TESSERA_DATA_DIR="$DATA_DIR" TESSERA_ISSUER="$BASE_URL" \
+  "$BIN" user create --email "$RECOVERY_EMAIL" --name "Recovery User" --password-stdin >/dev/null
 
 # --- Tests ----------------------------------------------------------------------------
 # The server's log is kept next to the screenshots (both ignored by git); nothing is printed
@@ -116,6 +121,7 @@ log "screenshots and the server log (after the run) go to $ARTIFACTS"
 status=0
 (cd "$E2E_DIR" && TESSERA_URL="$BASE_URL" CHROMIUM_PATH="$CHROMIUM" \
   PASSKEY_EMAIL="$PASSKEY_EMAIL" PASSKEY_PASSWORD="$PASSKEY_PASSWORD" \
-  node --test --test-concurrency=1 signin.test.mjs passkeys.test.mjs qr.test.mjs admin.test.mjs) || status=$?
+  RECOVERY_EMAIL="$RECOVERY_EMAIL" RECOVERY_PASSWORD="$RECOVERY_PASSWORD" \
+  node --test --test-concurrency=1 signin.test.mjs passkeys.test.mjs qr.test.mjs admin.test.mjs recovery.test.mjs) || status=$?
 cp "$SERVER_LOG" "$ARTIFACTS/server.log" 2>/dev/null || true
 exit "$status"
