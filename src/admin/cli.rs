@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 use crate::admin::{Actor, AdminError};
-use crate::authn::methods::{AuthConfig, Method};
+use crate::authn::methods::{AuthConfig, Method, SignupMode};
 use crate::config::Config;
 use crate::store::{self, Store, orgs};
 
@@ -159,6 +159,12 @@ pub enum OrgCommand {
         /// A JSON auth_config (as `org show` prints it), applied before --enable/--disable.
         #[arg(long)]
         file: Option<PathBuf>,
+        /// Who may create an account: closed (admins only), invite, or open.
+        #[arg(long, value_parser = ["closed", "invite", "open"])]
+        signup: Option<String>,
+        /// For open sign-up: the allowed email domains, comma-separated ("" allows any).
+        #[arg(long = "signup-domains")]
+        signup_domains: Option<String>,
     },
     /// Set the name and look of the hosted pages; an empty value clears the logo or colour.
     SetBranding {
@@ -402,6 +408,8 @@ async fn org(
             enable,
             disable,
             file,
+            signup,
+            signup_domains,
         } => {
             let org = org_by_slug(store, &slug).await?;
             let mut auth = match file {
@@ -421,6 +429,16 @@ async fn org(
                     })?;
                     auth.set_enabled(method, on);
                 }
+            }
+            if let Some(mode) = signup.as_deref().and_then(SignupMode::from_key) {
+                auth.signup.mode = mode;
+            }
+            if let Some(domains) = signup_domains {
+                auth.signup.allowed_domains = domains
+                    .split(',')
+                    .filter(|d| !d.trim().is_empty())
+                    .map(str::to_owned)
+                    .collect();
             }
             // The CLI has no WebAuthn relying party of its own: the configured issuer decides,
             // as it does for the server.

@@ -24,7 +24,7 @@ use super::account::when;
 use crate::admin::{Actor, AdminError};
 use crate::admin::{clients, users};
 use crate::app::{App, AppState};
-use crate::authn::methods::{AuthConfig, Method};
+use crate::authn::methods::{AuthConfig, Method, SignupMode};
 use crate::error::{Error, PageError};
 use crate::http::params::Params;
 use crate::oidc::authorize::response::redirect;
@@ -228,7 +228,8 @@ pub struct MethodsPage<'a> {
     pub methods: Vec<MethodView>,
     pub email_otp_reauth: bool,
     pub phone_otp_reauth: bool,
-    pub self_registration: bool,
+    pub signup_mode: &'static str,
+    pub signup_domains: String,
     pub passkeys_available: bool,
     pub methods_error: Option<&'a str>,
     pub branding_name: &'a str,
@@ -271,7 +272,8 @@ fn render_methods(
             methods,
             email_otp_reauth: form.config.email_otp.counts_for_reauthentication,
             phone_otp_reauth: form.config.phone_otp.counts_for_reauthentication,
-            self_registration: form.config.self_registration,
+            signup_mode: form.config.signup.mode.key(),
+            signup_domains: form.config.signup.allowed_domains.join(", "),
             passkeys_available: app.passkeys.is_some(),
             methods_error: form.methods_error,
             branding_name: &form.branding.0,
@@ -340,7 +342,17 @@ fn config_from_form(params: &Params) -> AuthConfig {
     }
     config.email_otp.counts_for_reauthentication = on("email_otp_reauth");
     config.phone_otp.counts_for_reauthentication = on("phone_otp_reauth");
-    config.self_registration = on("self_registration");
+    config.signup.mode = params
+        .get("signup_mode")
+        .and_then(SignupMode::from_key)
+        .unwrap_or_default();
+    config.signup.allowed_domains = params
+        .get("signup_domains")
+        .unwrap_or("")
+        .split([',', ' ', '\n'])
+        .filter(|d| !d.trim().is_empty())
+        .map(str::to_owned)
+        .collect();
     config
 }
 
