@@ -109,6 +109,10 @@ pub async fn housekeeping(app: &App) {
             store::otp_challenges::purge_expired(&app.store, now).await,
         ),
         (
+            "sign-ups in progress",
+            store::signups::purge_expired(&app.store, now).await,
+        ),
+        (
             "audit entries",
             store::audit::purge_older_than(
                 &app.store,

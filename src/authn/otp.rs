@@ -260,16 +260,8 @@ pub async fn send(
         );
         // In the background: an address with an account must not answer slower than one
         // without (the SMTP round trip would tell them apart).
-        let (http, delivery, to) = (
-            app.http.clone(),
-            std::sync::Arc::clone(&app.delivery),
-            address.clone(),
-        );
-        tokio::spawn(async move {
-            if let Err(e) = delivery.send(&http, channel, &to, &subject, &body).await {
-                tracing::warn!(channel = channel.as_str(), error = %e, "sending a one-time code failed");
-            }
-        });
+        app.delivery
+            .send_in_background(&app.http, channel, address.clone(), subject, body);
     }
     Ok(Sent {
         challenge_id: challenge.id,
