@@ -103,7 +103,8 @@ pub async fn start(
     if config.signup.mode != SignupMode::Open {
         return Err(Failure::NotOpen);
     }
-    let email = otp::normalize_address(Channel::Email, raw_email).map_err(Failure::InvalidAddress)?;
+    let email =
+        otp::normalize_address(Channel::Email, raw_email).map_err(Failure::InvalidAddress)?;
     if !config.signup.domain_allowed(&email) {
         return Err(Failure::DomainNotAllowed);
     }
@@ -295,8 +296,14 @@ pub async fn complete(
     if !signups::mark_completed(&app.store, &signup.id, store::now()).await? {
         return Err(Failure::Dead);
     }
-    let (user, authentication) =
-        create_account(app, &signup.org_id, &signup.email, &signup.webauthn_handle, prepared).await?;
+    let (user, authentication) = create_account(
+        app,
+        &signup.org_id,
+        &signup.email,
+        &signup.webauthn_handle,
+        prepared,
+    )
+    .await?;
     record_signup(app, &user, method, "code", ip).await?;
     Ok((user, method, authentication))
 }

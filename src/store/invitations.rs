@@ -32,7 +32,10 @@ pub async fn insert(store: &Store, row: &Invitation) -> StoreResult<()> {
     })
 }
 
-pub async fn find_by_token_hash(store: &Store, token_hash: &str) -> StoreResult<Option<Invitation>> {
+pub async fn find_by_token_hash(
+    store: &Store,
+    token_hash: &str,
+) -> StoreResult<Option<Invitation>> {
     with_conn!(store, |conn| {
         Ok(invitations::table
             .filter(invitations::token_hash.eq(token_hash))
