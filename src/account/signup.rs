@@ -233,23 +233,19 @@ pub enum Credential<'a> {
     EmailCode,
 }
 
-/// Starts the passkey ceremony for a verified sign-up.
+/// Starts the passkey ceremony of an account to be created for `email`: the ceremony
+/// belongs to `owner` (the sign-up or the invitation) until the account exists.
 pub async fn start_passkey(
     app: &App,
-    signup: &SignupRow,
+    owner: &str,
+    handle: &str,
+    email: &str,
 ) -> Result<(String, serde_json::Value), Failure> {
     let pk = app
         .passkeys
         .as_ref()
         .ok_or(Failure::MethodOff(Method::Passkey))?;
-    Ok(passkey::start_signup_registration(
-        pk,
-        &app.store,
-        &signup.id,
-        &signup.webauthn_handle,
-        &signup.email,
-    )
-    .await?)
+    Ok(passkey::start_signup_registration(pk, &app.store, owner, handle, email).await?)
 }
 
 /// Step three: checks the credential, takes the sign-up (once), creates the account with its
@@ -261,6 +257,31 @@ pub async fn complete(
     credential: Credential<'_>,
     ip: Option<IpAddr>,
 ) -> Result<(User, Method, Authentication), Failure> {
+    let (method, prepared) = prepare(app, config, &signup.id, credential).await?;
+    if !signups::mark_completed(&app.store, &signup.id, store::now()).await? {
+        return Err(Failure::Dead);
+    }
+    let (user, authentication) = create_account(
+        app,
+        &signup.org_id,
+        &signup.email,
+        &signup.webauthn_handle,
+        prepared,
+    )
+    .await?;
+    record_signup(app, &user, method, "code", ip).await?;
+    Ok((user, method, authentication))
+}
+
+/// Checks the chosen credential (on for the organization, a password of a valid length, a
+/// passkey response for the ceremony `owner` started). Everything that can fail for a reason
+/// the person can fix happens here, before the sign-up or invitation is spent.
+pub(crate) async fn prepare(
+    app: &App,
+    config: &AuthConfig,
+    owner: &str,
+    credential: Credential<'_>,
+) -> Result<(Method, Prepared), Failure> {
     let method = match credential {
         Credential::Password(_) => Method::Password,
         Credential::Passkey { .. } => Method::Passkey,
@@ -270,8 +291,6 @@ pub async fn complete(
     if !usable {
         return Err(Failure::MethodOff(method));
     }
-    // Everything that can fail for a reason the person can fix comes before the sign-up is
-    // taken, so they can choose again.
     let prepared = match credential {
         Credential::Password(password) => Prepared::Password(
             crate::authn::password::hash(password)
@@ -287,25 +306,13 @@ pub async fn complete(
                 .as_ref()
                 .ok_or(Failure::MethodOff(Method::Passkey))?;
             Prepared::Passkey(Box::new(
-                passkey::verify_registration(pk, &app.store, &signup.id, ceremony, credential, "")
+                passkey::verify_registration(pk, &app.store, owner, ceremony, credential, "")
                     .await?,
             ))
         }
         Credential::EmailCode => Prepared::Nothing,
     };
-    if !signups::mark_completed(&app.store, &signup.id, store::now()).await? {
-        return Err(Failure::Dead);
-    }
-    let (user, authentication) = create_account(
-        app,
-        &signup.org_id,
-        &signup.email,
-        &signup.webauthn_handle,
-        prepared,
-    )
-    .await?;
-    record_signup(app, &user, method, "code", ip).await?;
-    Ok((user, method, authentication))
+    Ok((method, prepared))
 }
 
 /// A checked credential, ready to store with the account.

@@ -106,6 +106,13 @@ pub enum UserCommand {
     Delete {
         id: String,
     },
+    /// Invite an address: mails a single-use sign-up link (7 days) and prints it.
+    Invite {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = orgs::DEFAULT_ORG_SLUG)]
+        org: String,
+    },
     /// Make the user an admin of their organization (the console) or a member again.
     SetRole {
         id: String,
@@ -218,6 +225,9 @@ pub async fn run_admin(config: &Config, command: Command) -> Result<serde_json::
         Command::Serve | Command::Device(_) => unreachable!("handled by main"),
         Command::Migrate => Ok(json!({ "migrated": true, "backend": store.backend_name() })),
         Command::Client(c) => client(&store, c).await,
+        Command::User(UserCommand::Invite { email, org }) => {
+            invite(config, &store, &email, &org).await
+        }
         Command::User(c) => user(&store, c).await,
         Command::Keys(c) => keys(config, &store, c).await,
         Command::Org(c) => org(config, &store, c).await.map_err(|e| e.to_string()),
@@ -302,6 +312,37 @@ async fn client(store: &Store, command: ClientCommand) -> Result<serde_json::Val
     }
 }
 
+async fn invite(
+    config: &Config,
+    store: &Store,
+    email: &str,
+    slug: &str,
+) -> Result<serde_json::Value, String> {
+    let org = orgs::find_by_slug(store, slug)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no organization {slug:?}"))?;
+    let created = crate::account::invitations::create(store, config, &Actor::cli(), &org.id, email)
+        .await
+        .map_err(|e| e.to_string())?;
+    // The CLI mails through the configured transport, like the server; with the in-memory
+    // outbox nothing leaves this process, so the printed link is the way to hand it over.
+    let delivery = crate::delivery::Delivery::from_config(config)?;
+    let http = openidconnect::reqwest::Client::new();
+    let mailed = crate::account::invitations::mail(&delivery, &http, config, &org, &created)
+        .await
+        .map_err(|e| eprintln!("mailing the invitation failed: {e}"))
+        .is_ok()
+        && config.email.transport == crate::config::EmailTransport::Smtp;
+    Ok(json!({
+        "id": created.invitation.id,
+        "email": created.invitation.email,
+        "expires_at": created.invitation.expires_at,
+        "link": created.link,
+        "mailed": mailed,
+    }))
+}
+
 async fn user(store: &Store, command: UserCommand) -> Result<serde_json::Value, String> {
     match command {
         UserCommand::Create(c) => {
@@ -355,6 +396,7 @@ async fn user(store: &Store, command: UserCommand) -> Result<serde_json::Value, 
             }
             Ok(json!({ "deleted": id }))
         }
+        UserCommand::Invite { .. } => unreachable!("handled by run_admin, which has the config"),
         UserCommand::SetRole { id, role } => {
             let user = store::users::find(store, &id)
                 .await

@@ -17,6 +17,8 @@ pub struct Invitation {
     pub email: String,
     /// The audit actor who sent it (`user:…`, `admin_token:…`, `cli`).
     pub invited_by: String,
+    /// The WebAuthn user handle the account gets if its first credential is a passkey.
+    pub webauthn_handle: String,
     pub created_at: i64,
     pub expires_at: i64,
     pub used_at: Option<i64>,

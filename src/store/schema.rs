@@ -331,6 +331,7 @@ diesel::table! {
         org_id -> Text,
         email -> Text,
         invited_by -> Text,
+        webauthn_handle -> Text,
         created_at -> BigInt,
         expires_at -> BigInt,
         used_at -> Nullable<BigInt>,

@@ -49,6 +49,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/clients", get(clients_page).post(create_client))
         .route("/admin/clients/delete", post(delete_client))
         .route("/admin/users", get(users_page).post(create_user))
+        .route("/admin/users/invite", post(invite_user))
         .route("/admin/users/disable", post(disable_user))
         .route("/admin/users/enable", post(enable_user))
         .route("/admin/users/role", post(set_role))
@@ -304,6 +305,7 @@ fn notice_text(key: Option<&str>) -> Option<&'static str> {
         "branding-saved" => Some("Branding saved."),
         "client-deleted" => Some("The client was deleted."),
         "user-created" => Some("The user was created."),
+        "invitation-sent" => Some("The invitation was sent. Its link works once, for 7 days."),
         "user-updated" => Some("The user was updated."),
         _ => None,
     }
@@ -748,6 +750,56 @@ async fn create_user(
             "",
             Some(&message),
             (email, name),
+            None,
+        )
+        .await?),
+        Err(e) => Err(refused(e).into()),
+    }
+}
+
+/// Mails an invitation link (README "Sign-up").
+async fn invite_user(
+    State(app): State<AppState>,
+    ConnectInfo(ip): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (admin, params) = checked(&app, &headers, ip, &body).await?;
+    let email = params.get("email").unwrap_or("");
+    let created = crate::account::invitations::create(
+        &app.store,
+        &app.config,
+        &admin.actor,
+        &admin.org.id,
+        email,
+    )
+    .await;
+    match created {
+        Ok(created) => {
+            crate::account::invitations::mail(
+                &app.delivery,
+                &app.http,
+                &app.config,
+                &admin.org,
+                &created,
+            )
+            .await
+            .map_err(|e| {
+                Error::page(
+                    StatusCode::BAD_GATEWAY,
+                    "Invitation not sent",
+                    format!("The invitation was created but the mail could not be sent: {e}"),
+                )
+            })?;
+            Ok(redirect("/admin/users?notice=invitation-sent"))
+        }
+        Err(AdminError::Invalid(message) | AdminError::Conflict(message)) => Ok(render_users(
+            &app,
+            &admin,
+            StatusCode::BAD_REQUEST,
+            "",
+            Some(&message),
+            (email, ""),
             None,
         )
         .await?),

@@ -33,6 +33,17 @@ pub fn routes() -> Router<AppState> {
         .route("/signup/email-only", post(email_only))
         .route("/signup/passkey/options", post(passkey_options))
         .route("/signup/passkey/finish", post(passkey_finish))
+        .route("/signup/invitation", get(invitation_page))
+        .route("/signup/invitation/password", post(invitation_password))
+        .route("/signup/invitation/email-only", post(invitation_email_only))
+        .route(
+            "/signup/invitation/passkey/options",
+            post(invitation_passkey_options),
+        )
+        .route(
+            "/signup/invitation/passkey/finish",
+            post(invitation_passkey_finish),
+        )
 }
 
 /// One template for every step; `step` is `email`, `code` or `credential`.
@@ -480,7 +491,7 @@ async fn passkey_options(
     let row = verified(&app, &context, &body.signup)
         .await
         .map_err(IntoResponse::into_response)?;
-    match signup::start_passkey(&app, &row).await {
+    match signup::start_passkey(&app, &row.id, &row.webauthn_handle, &row.email).await {
         Ok((ceremony, options)) => {
             Ok(Json(json!({ "ceremony": ceremony, "options": options })).into_response())
         }
@@ -529,6 +540,240 @@ async fn passkey_finish(
     match finish(&app, &headers, &context, &row, credential, ip).await {
         Ok(Ok((next, cookie))) => {
             let mut response = Json(json!({ "redirect": next })).into_response();
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+            Ok(response)
+        }
+        Ok(Err((status, message))) => Err(refused(status, &message)),
+        Err(e) => Err(e.into_response()),
+    }
+}
+
+// ---- Invitations ---------------------------------------------------------------------------
+// The link's token travels in every form and call of these pages: it is the proof (of the
+// mailbox, and against cross-site requests, as an unguessable value the attacker lacks).
+
+#[derive(Template)]
+#[template(path = "signup_invitation.html")]
+pub struct InvitationPage<'a> {
+    pub org: &'a crate::store::orgs::Organization,
+    pub token: &'a str,
+    pub email: &'a str,
+    pub error: Option<&'a str>,
+    pub passkey: bool,
+    pub password: bool,
+    pub email_code: bool,
+}
+
+fn invitation_dead() -> Error {
+    Error::page(
+        StatusCode::GONE,
+        "Invitation not valid",
+        "This invitation link has expired or was already used. Ask for a new invitation.",
+    )
+}
+
+async fn live_invitation(
+    app: &App,
+    token: &str,
+) -> Result<
+    (
+        crate::store::invitations::Invitation,
+        crate::store::orgs::Organization,
+    ),
+    Error,
+> {
+    match crate::account::invitations::find_live(app, token).await {
+        Ok(found) => Ok(found),
+        Err(Failure::Store(e)) => Err(e.into()),
+        Err(_) => Err(invitation_dead()),
+    }
+}
+
+async fn invitation_view(
+    app: &App,
+    token: &str,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Result<Response, Error> {
+    let (invitation, org) = live_invitation(app, token).await?;
+    let methods = org.auth_config()?;
+    Ok(super::render_status(
+        status,
+        &InvitationPage {
+            org: &org,
+            token,
+            email: &invitation.email,
+            error,
+            passkey: app.passkeys.is_some() && methods.passkey.enabled,
+            password: methods.password.enabled,
+            email_code: methods.email_otp.enabled,
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct TokenRef {
+    token: String,
+}
+
+async fn invitation_page(
+    State(app): State<AppState>,
+    Query(q): Query<TokenRef>,
+) -> Result<Response, PageError> {
+    Ok(invitation_view(&app, &q.token, StatusCode::OK, None).await?)
+}
+
+/// Accepts the invitation and signs the new account in; the account page is where it lands
+/// (an invitation starts from no application).
+async fn accept(
+    app: &App,
+    headers: &HeaderMap,
+    token: &str,
+    credential: Credential<'_>,
+    ip: std::net::IpAddr,
+) -> Result<Result<HeaderValue, (StatusCode, String)>, Error> {
+    let (user, _, authentication) =
+        match crate::account::invitations::accept(app, token, credential, Some(ip)).await {
+            Ok(done) => done,
+            Err(Failure::Password(why)) => {
+                return Ok(Err((StatusCode::BAD_REQUEST, capitalized(&why))));
+            }
+            Err(Failure::Passkey(e)) => return Ok(Err((StatusCode::BAD_REQUEST, e.to_string()))),
+            Err(Failure::MethodOff(m)) => {
+                return Ok(Err((
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "Sign-in by {} is not offered here.",
+                        m.label().to_lowercase()
+                    ),
+                )));
+            }
+            Err(Failure::Taken) => {
+                return Ok(Err((
+                    StatusCode::CONFLICT,
+                    "This address already has an account. Sign in instead.".into(),
+                )));
+            }
+            Err(Failure::Store(e)) => return Err(e.into()),
+            Err(_) => return Err(invitation_dead()),
+        };
+    let previous = crate::session::current(app, headers).await?;
+    let (_, cookie) = crate::session::establish(
+        app,
+        previous.as_ref().map(|c| &c.session),
+        &user,
+        &authentication,
+        crate::http::user_agent(headers),
+        Some(ip.to_string()),
+    )
+    .await?;
+    Ok(Ok(cookie))
+}
+
+#[derive(Deserialize)]
+pub struct InvitationPasswordForm {
+    token: String,
+    password: String,
+}
+
+async fn invitation_password(
+    State(app): State<AppState>,
+    connect: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<InvitationPasswordForm>,
+) -> Result<Response, PageError> {
+    let ip = crate::http::client_ip(&connect);
+    let credential = Credential::Password(form.password);
+    match accept(&app, &headers, &form.token, credential, ip).await? {
+        Ok(cookie) => Ok(crate::oidc::authorize::with_cookie(
+            response::redirect("/account"),
+            cookie,
+        )),
+        Err((status, message)) => {
+            Ok(invitation_view(&app, &form.token, status, Some(&message)).await?)
+        }
+    }
+}
+
+async fn invitation_email_only(
+    State(app): State<AppState>,
+    connect: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<TokenRef>,
+) -> Result<Response, PageError> {
+    let ip = crate::http::client_ip(&connect);
+    match accept(&app, &headers, &form.token, Credential::EmailCode, ip).await? {
+        Ok(cookie) => Ok(crate::oidc::authorize::with_cookie(
+            response::redirect("/account"),
+            cookie,
+        )),
+        Err((status, message)) => {
+            Ok(invitation_view(&app, &form.token, status, Some(&message)).await?)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct InvitationPasskeyOptions {
+    invitation: String,
+}
+
+async fn invitation_passkey_options(
+    State(app): State<AppState>,
+    body: Result<Json<InvitationPasskeyOptions>, JsonRejection>,
+) -> Result<Response, Response> {
+    let body = read(body)?;
+    let (invitation, _) = live_invitation(&app, &body.invitation)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    match signup::start_passkey(
+        &app,
+        &invitation.id,
+        &invitation.webauthn_handle,
+        &invitation.email,
+    )
+    .await
+    {
+        Ok((ceremony, options)) => {
+            Ok(Json(json!({ "ceremony": ceremony, "options": options })).into_response())
+        }
+        Err(Failure::Store(e)) => Err(Error::from(e).into_response()),
+        Err(_) => Err(refused(
+            StatusCode::BAD_REQUEST,
+            "The passkey could not be started. Try again.",
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct InvitationPasskeyFinish {
+    invitation: String,
+    ceremony: String,
+    credential: Value,
+}
+
+async fn invitation_passkey_finish(
+    State(app): State<AppState>,
+    connect: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Json<InvitationPasskeyFinish>, JsonRejection>,
+) -> Result<Response, Response> {
+    let body = read(body)?;
+    let credential = serde_json::from_value::<RegisterPublicKeyCredential>(body.credential)
+        .map_err(|_| {
+            refused(
+                StatusCode::BAD_REQUEST,
+                "The passkey response could not be read.",
+            )
+        })?;
+    let ip = crate::http::client_ip(&connect);
+    let credential = Credential::Passkey {
+        ceremony: &body.ceremony,
+        credential: &credential,
+    };
+    match accept(&app, &headers, &body.invitation, credential, ip).await {
+        Ok(Ok(cookie)) => {
+            let mut response = Json(json!({ "redirect": "/account" })).into_response();
             response.headers_mut().append(header::SET_COOKIE, cookie);
             Ok(response)
         }

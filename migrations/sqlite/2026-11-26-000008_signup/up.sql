@@ -29,6 +29,8 @@ CREATE TABLE invitations (
     org_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
     email TEXT NOT NULL,
     invited_by TEXT NOT NULL,
+    -- The WebAuthn user handle the account gets if its first credential is a passkey.
+    webauthn_handle TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL,
     used_at BIGINT
