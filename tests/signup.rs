@@ -603,3 +603,206 @@ async fn hostile_input_at_the_signup_endpoints_gets_no_5xx() {
         assert_eq!(status.as_u16(), 405, "{path}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invitation_from_the_admin_api_works_once_for_a_passkey_only_account() {
+    let Some(smtp) = SmtpSink::start() else {
+        return;
+    };
+    let server = server_with(&smtp).await;
+    let org = server.app().default_org.id.clone();
+    set_methods(&server, &org, |c| c.signup.mode = SignupMode::Invite).await;
+    server.user("ada@example.com").await;
+    let (_, token) = tessera::admin::tokens::create(
+        &server.app().store,
+        &tessera::admin::Actor::cli(),
+        Some(&org),
+        "invites",
+    )
+    .await
+    .unwrap();
+    let api = |body: serde_json::Value| {
+        common::plain_client()
+            .post(format!(
+                "{}/admin/api/v1/orgs/{org}/invitations",
+                server.url
+            ))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    // An address with an account is refused: admins may know who has one.
+    let taken = api(json!({ "email": "ada@example.com" })).await.unwrap();
+    assert_eq!(taken.status(), 409);
+    let bad = api(json!({ "email": "nobody", "extra": 1 })).await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let created = api(json!({ "email": " Inv@Example.com " })).await.unwrap();
+    assert_eq!(created.status(), 201);
+    let created: serde_json::Value = created.json().await.unwrap();
+    assert_eq!(created["email"], "inv@example.com");
+    assert_eq!(created["mailed"], true);
+    let link = created["link"].as_str().unwrap().to_owned();
+    let mail = smtp.message_to("inv@example.com").await;
+    assert!(mail.contains("Subject: You are invited to"), "{mail}");
+    // Quoted-printable: soft line breaks and `=` as `=3D`.
+    let decoded = mail.replace("=\r\n", "").replace("=3D", "=");
+    assert!(decoded.contains(&link), "{mail}");
+    let expires = created["expires_at"].as_i64().unwrap() - created["created_at"].as_i64().unwrap();
+    assert_eq!(expires, 7 * 24 * 3600);
+
+    let browser = Browser::new(&server.issuer());
+    let path = link.replace(&server.issuer(), "");
+    let page = browser.text(&path).await;
+    assert!(
+        page.contains("inv@example.com") && page.contains("id=\"signup-passkey\""),
+        "{page}"
+    );
+    let invitation = data_attr(&page, "data-invitation");
+    let (status, started) = post_json(
+        &browser,
+        "/signup/invitation/passkey/options",
+        json!({ "invitation": invitation }),
+    )
+    .await;
+    assert_eq!(status, 200, "{started}");
+    let options: CreationChallengeResponse =
+        serde_json::from_value(started["options"].clone()).unwrap();
+    let mut soft = SoftPasskey::new(true);
+    let credential = soft
+        .do_registration(url::Url::parse(&server.issuer()).unwrap(), options)
+        .expect("soft authenticator registers");
+    let (status, done) = post_json(
+        &browser,
+        "/signup/invitation/passkey/finish",
+        json!({ "invitation": invitation, "ceremony": started["ceremony"], "credential": credential }),
+    )
+    .await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["redirect"], "/account");
+    let account = browser.text("/account").await;
+    assert!(account.contains("inv@example.com"), "{account}");
+    let user = tessera::store::users::find_by_email(&server.app().store, &org, "inv@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(user.email_verified && user.password_hash.is_none());
+
+    // Single use: the link is dead now, for every kind of answer.
+    let again = browser
+        .http
+        .get(format!("{}{path}", server.issuer()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 410);
+    let (status, _) = post_form(
+        &Browser::new(&server.issuer()),
+        "/signup/invitation/password",
+        &[("token", &invitation), ("password", "a long new password")],
+    )
+    .await;
+    assert_eq!(status, 410);
+    let listed: serde_json::Value = common::plain_client()
+        .get(format!(
+            "{}/admin/api/v1/orgs/{org}/invitations",
+            server.url
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(listed[0]["used_at"].is_i64(), "{listed}");
+    let audit = tessera::store::audit::list(&server.app().store, Some(&org), Some("user."), 100)
+        .await
+        .unwrap();
+    assert!(audit.iter().any(|e| e.action == "user.invite"));
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "user.signup" && e.detail.contains("invitation"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invitation_with_a_password_and_hostile_tokens() {
+    let server = TestServer::start().await;
+    let app = server.app();
+    let org = app.default_org.id.clone();
+    let created = tessera::account::invitations::create(
+        &app.store,
+        &app.config,
+        &tessera::admin::Actor::cli(),
+        &org,
+        "pw@example.com",
+    )
+    .await
+    .unwrap();
+    let token = created.link.split("token=").nth(1).unwrap().to_owned();
+    let browser = Browser::new(&server.url);
+    let (status, page) = post_form(
+        &browser,
+        "/signup/invitation/password",
+        &[("token", &token), ("password", "short")],
+    )
+    .await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("at least 8"), "{page}");
+    let (status, location) = post_form(
+        &browser,
+        "/signup/invitation/password",
+        &[("token", &token), ("password", "a long new password")],
+    )
+    .await;
+    assert_eq!(status, 303, "{location}");
+    assert_eq!(location, "/account");
+    assert!(browser.text("/account").await.contains("pw@example.com"));
+    let huge = "x".repeat(100_000);
+    for (path, form) in [
+        (
+            "/signup/invitation/password",
+            vec![
+                ("token", huge.as_str()),
+                ("password", "a long new password"),
+            ],
+        ),
+        ("/signup/invitation/password", vec![]),
+        ("/signup/invitation/email-only", vec![("token", "nope")]),
+        (
+            "/signup/invitation/email-only",
+            vec![("token", token.as_str())],
+        ),
+    ] {
+        let (status, body) = post_form(&browser, path, &form).await;
+        assert!((400..500).contains(&status), "{path}: {status} {body}");
+    }
+    for body in [
+        json!({}),
+        json!({ "invitation": huge }),
+        json!({ "invitation": token, "ceremony": 1 }),
+    ] {
+        for path in [
+            "/signup/invitation/passkey/options",
+            "/signup/invitation/passkey/finish",
+        ] {
+            let (status, answer) = post_json(&browser, path, body.clone()).await;
+            assert!((400..500).contains(&status), "{path}: {status} {answer}");
+        }
+    }
+    for path in [
+        "/signup/invitation",
+        "/signup/invitation?token=",
+        "/signup/invitation?token=nope",
+    ] {
+        let status = browser
+            .http
+            .get(format!("{}{path}", server.url))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status.is_client_error(), "{path}: {status}");
+    }
+}
