@@ -145,6 +145,7 @@ pub fn router(app: AppState) -> Router {
         .merge(crate::oidc::routes())
         .merge(crate::ui::interaction::routes())
         .merge(crate::ui::one_time_codes::routes())
+        .merge(crate::ui::signup::routes())
         .merge(crate::ui::branding::routes())
         .merge(crate::ui::account::routes())
         .merge(crate::ui::admin_console::routes())

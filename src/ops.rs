@@ -119,6 +119,10 @@ pub async fn housekeeping(app: &AppState) {
             store::account_codes::purge_expired(&app.store, now).await,
         ),
         (
+            "sign-ups in progress",
+            store::signups::purge_expired(&app.store, now).await,
+        ),
+        (
             "audit entries",
             store::audit::purge_older_than(
                 &app.store,

@@ -192,3 +192,38 @@ const signInForm = document.querySelector('#sign-in[data-passkeys]');
 if (signInForm) setUpSignIn(signInForm);
 const registration = document.getElementById('passkey-register');
 if (registration) setUpRegistration(registration);
+
+// --- Sign-up: the new account's first credential is a passkey --------------------------------
+// The box names its endpoints and the fields each call carries (request, csrf, signup, or an
+// invitation token), so sign-up and invitations share this code.
+function setUpSignup(box) {
+  const button = document.getElementById('signup-passkey-create');
+  if (!supported()) {
+    button.disabled = true;
+    document.getElementById('passkey-unsupported').hidden = false;
+    return;
+  }
+  const fields = {};
+  for (const name of ['request', 'csrf', 'signup', 'invitation']) {
+    if (box.dataset[name] !== undefined) fields[name] = box.dataset[name];
+  }
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    try {
+      const { ceremony, options } = await postJson(box.dataset.options, fields);
+      const credential = await navigator.credentials.create({ publicKey: creationOptions(options) });
+      const { redirect } = await postJson(box.dataset.finish, {
+        ...fields,
+        ceremony,
+        credential: registrationJson(credential),
+      });
+      window.location.assign(redirect);
+    } catch (error) {
+      showError(explain(error));
+      button.disabled = false;
+    }
+  });
+}
+
+const signupBox = document.getElementById('signup-passkey');
+if (signupBox) setUpSignup(signupBox);

@@ -7,7 +7,7 @@ mod common;
 
 use common::{Browser, Landing, PASSWORD, TestServer, hidden};
 use tessera::admin::{Actor, NewClient, NewUser};
-use tessera::authn::methods::AuthConfig;
+use tessera::authn::methods::{AuthConfig, SignupMode};
 use tessera::store::orgs::Organization;
 use tessera::store::{clients, orgs, users};
 
@@ -134,7 +134,7 @@ async fn an_admin_toggles_methods_and_the_guard_explains_refusals() {
     let config = stored_config(&server, &org.id).await;
     assert!(!config.password.enabled && config.email_otp.enabled);
     assert!(config.email_otp.counts_for_reauthentication);
-    assert!(!config.phone_otp.enabled && !config.self_registration);
+    assert!(!config.phone_otp.enabled && config.signup.mode == SignupMode::Closed);
     let (_, page) = get(&browser, "/admin?notice=methods-saved").await;
     assert!(page.contains("Sign-in methods saved."));
     assert!(!page.contains("id=\"method-password\" checked"), "{page}");
@@ -147,13 +147,19 @@ async fn an_admin_toggles_methods_and_the_guard_explains_refusals() {
         &[
             ("csrf", &csrf),
             ("password", "on"),
-            ("self_registration", "on"),
+            ("signup_mode", "open"),
+            ("signup_domains", "@Example.com, example.org"),
         ],
     )
     .await;
     assert_eq!(status, 303);
     let config = stored_config(&server, &org.id).await;
-    assert!(config.password.enabled && !config.email_otp.enabled && config.self_registration);
+    assert!(config.password.enabled && !config.email_otp.enabled);
+    assert_eq!(config.signup.mode, SignupMode::Open);
+    assert_eq!(
+        config.signup.allowed_domains,
+        ["example.com", "example.org"]
+    );
     let (sign_in, _) = common::otp::sign_in_page(&visitor, &client_id).await;
     assert!(sign_in.contains("id=\"login-form\"") && !sign_in.contains("id=\"otp-form\""));
 

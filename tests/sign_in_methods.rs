@@ -280,7 +280,7 @@ async fn can_reauthenticate_counts_only_methods_the_organization_enabled() {
     server.user("ada@example.com").await;
     set_methods(&server, &org, |c| {
         c.email_otp.enabled = true;
-        c.self_registration = true;
+        c.signup.mode = tessera::authn::methods::SignupMode::Open;
     })
     .await;
 

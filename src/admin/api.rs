@@ -58,6 +58,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/orgs/{org}/users", get(list_users).post(create_user))
         .route(
+            "/orgs/{org}/invitations",
+            get(list_invitations).post(create_invitation),
+        )
+        .route(
             "/orgs/{org}/users/{user_id}",
             get(get_user).patch(update_user).delete(delete_user),
         )
@@ -512,6 +516,59 @@ async fn create_user(
     )
     .await?;
     Ok(reply(StatusCode::CREATED, user_json(&user)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewInvitation {
+    email: String,
+}
+
+fn invitation_json(i: &crate::store::invitations::Invitation) -> serde_json::Value {
+    json!({
+        "id": i.id,
+        "org_id": i.org_id,
+        "email": i.email,
+        "invited_by": i.invited_by,
+        "created_at": i.created_at,
+        "expires_at": i.expires_at,
+        "used_at": i.used_at,
+    })
+}
+
+/// Creates an invitation and mails its link; the link is in the answer too (once), for an
+/// admin who hands it over another way.
+async fn create_invitation(
+    State(app): State<AppState>,
+    Admin(actor): Admin,
+    Path(segment): Path<String>,
+    bytes: Bytes,
+) -> ApiResult {
+    let new: NewInvitation = body(&bytes)?;
+    let org = org(&app, &actor, &segment).await?;
+    let created =
+        crate::account::invitations::create(&app.store, &app.config, &actor, &org.id, &new.email)
+            .await?;
+    let mailed =
+        crate::account::invitations::mail(&app.delivery, &app.http, &app.config, &org, &created)
+            .await;
+    if let Err(e) = &mailed {
+        tracing::warn!(error = %e, "mailing an invitation failed");
+    }
+    let mut answer = invitation_json(&created.invitation);
+    answer["link"] = json!(created.link);
+    answer["mailed"] = json!(mailed.is_ok());
+    Ok(reply(StatusCode::CREATED, answer))
+}
+
+async fn list_invitations(
+    State(app): State<AppState>,
+    Admin(actor): Admin,
+    Path(segment): Path<String>,
+) -> ApiResult {
+    let org = org(&app, &actor, &segment).await?;
+    let list = store::invitations::list(&app.store, &org.id).await?;
+    ok(json!(list.iter().map(invitation_json).collect::<Vec<_>>()))
 }
 
 async fn get_user(

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 use crate::admin::{Actor, AdminError};
-use crate::authn::methods::{AuthConfig, Method};
+use crate::authn::methods::{AuthConfig, Method, SignupMode};
 use crate::config::Config;
 use crate::store::{self, Store, orgs};
 
@@ -114,6 +114,13 @@ pub enum UserCommand {
         #[arg(long)]
         email: String,
     },
+    /// Invite an address: mails a single-use sign-up link (7 days) and prints it.
+    Invite {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = orgs::DEFAULT_ORG_SLUG)]
+        org: String,
+    },
     /// Make the user an admin of their organization (the console) or a member again.
     SetRole {
         id: String,
@@ -167,6 +174,12 @@ pub enum OrgCommand {
         /// A JSON auth_config (as `org show` prints it), applied before --enable/--disable.
         #[arg(long)]
         file: Option<PathBuf>,
+        /// Who may create an account: closed (admins only), invite, or open.
+        #[arg(long, value_parser = ["closed", "invite", "open"])]
+        signup: Option<String>,
+        /// For open sign-up: the allowed email domains, comma-separated ("" allows any).
+        #[arg(long = "signup-domains")]
+        signup_domains: Option<String>,
     },
     /// Set the name and look of the hosted pages; an empty value clears the logo or colour.
     SetBranding {
@@ -222,6 +235,9 @@ pub async fn run_admin(config: &Config, command: Command) -> Result<serde_json::
         Command::Client(c) => client(&store, c).await,
         Command::User(UserCommand::Recover { org, email }) => {
             recover(config, &store, &org, &email).await
+        }
+        Command::User(UserCommand::Invite { email, org }) => {
+            invite(config, &store, &email, &org).await
         }
         Command::User(c) => user(&store, c).await,
         Command::Keys(c) => keys(config, &store, c).await,
@@ -307,6 +323,37 @@ async fn client(store: &Store, command: ClientCommand) -> Result<serde_json::Val
     }
 }
 
+async fn invite(
+    config: &Config,
+    store: &Store,
+    email: &str,
+    slug: &str,
+) -> Result<serde_json::Value, String> {
+    let org = orgs::find_by_slug(store, slug)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no organization {slug:?}"))?;
+    let created = crate::account::invitations::create(store, config, &Actor::cli(), &org.id, email)
+        .await
+        .map_err(|e| e.to_string())?;
+    // The CLI mails through the configured transport, like the server; with the in-memory
+    // outbox nothing leaves this process, so the printed link is the way to hand it over.
+    let delivery = crate::delivery::Delivery::from_config(config)?;
+    let http = openidconnect::reqwest::Client::new();
+    let mailed = crate::account::invitations::mail(&delivery, &http, config, &org, &created)
+        .await
+        .map_err(|e| eprintln!("mailing the invitation failed: {e}"))
+        .is_ok()
+        && config.email.transport == crate::config::EmailTransport::Smtp;
+    Ok(json!({
+        "id": created.invitation.id,
+        "email": created.invitation.email,
+        "expires_at": created.invitation.expires_at,
+        "link": created.link,
+        "mailed": mailed,
+    }))
+}
+
 async fn user(store: &Store, command: UserCommand) -> Result<serde_json::Value, String> {
     match command {
         UserCommand::Create(c) => {
@@ -363,6 +410,7 @@ async fn user(store: &Store, command: UserCommand) -> Result<serde_json::Value, 
         UserCommand::Recover { .. } => {
             unreachable!("needs the configuration: handled in run_admin")
         }
+        UserCommand::Invite { .. } => unreachable!("handled by run_admin, which has the config"),
         UserCommand::SetRole { id, role } => {
             let user = store::users::find(store, &id)
                 .await
@@ -453,6 +501,8 @@ async fn org(
             enable,
             disable,
             file,
+            signup,
+            signup_domains,
         } => {
             let org = org_by_slug(store, &slug).await?;
             let mut auth = match file {
@@ -472,6 +522,16 @@ async fn org(
                     })?;
                     auth.set_enabled(method, on);
                 }
+            }
+            if let Some(mode) = signup.as_deref().and_then(SignupMode::from_key) {
+                auth.signup.mode = mode;
+            }
+            if let Some(domains) = signup_domains {
+                auth.signup.allowed_domains = domains
+                    .split(',')
+                    .filter(|d| !d.trim().is_empty())
+                    .map(str::to_owned)
+                    .collect();
             }
             // The CLI has no WebAuthn relying party of its own: the configured issuer decides,
             // as it does for the server.

@@ -131,6 +131,9 @@ pub async fn set_auth_config(
 ) -> Result<(), AdminError> {
     actor.require_org(org_id)?;
     config.check_static().map_err(AdminError::Invalid)?;
+    let mut config = config.clone();
+    config.signup.normalize().map_err(AdminError::Invalid)?;
+    let config = &config;
     let reach = users::method_reach(store, org_id).await?;
     let anyone_can_sign_in = reach.active == 0
         || config.enabled(Method::EmailOtp)

@@ -57,9 +57,109 @@ pub struct AuthConfig {
     pub qr: Toggle,
     pub email_otp: OtpSettings,
     pub phone_otp: OtpSettings,
-    /// A person whose address has no account gets one on their first verified email code.
-    /// Off: codes sign in existing accounts only (and the answer is the same either way).
-    pub self_registration: bool,
+    /// Who may create an account (README "Sign-up"). Configurations saved before sign-up
+    /// modes existed hold `self_registration: true|false`, read as `open` or `closed`.
+    #[serde(alias = "self_registration", deserialize_with = "Signup::read")]
+    pub signup: Signup,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignupMode {
+    /// Admins create or invite users.
+    #[default]
+    Closed,
+    /// Only with an invitation link (admin console, admin API or CLI).
+    Invite,
+    /// Anyone whose address is in an allowed domain.
+    Open,
+}
+
+impl SignupMode {
+    pub fn key(self) -> &'static str {
+        match self {
+            SignupMode::Closed => "closed",
+            SignupMode::Invite => "invite",
+            SignupMode::Open => "open",
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<SignupMode> {
+        [SignupMode::Closed, SignupMode::Invite, SignupMode::Open]
+            .into_iter()
+            .find(|m| m.key() == key)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Signup {
+    pub mode: SignupMode,
+    /// For `open`: the email domains that may sign up (exact match, lower case); empty = any.
+    pub allowed_domains: Vec<String>,
+}
+
+impl Signup {
+    /// An invitation's address is the admin's choice: the domain list applies to `open` only.
+    pub fn open_to(&self, normalized_email: &str) -> bool {
+        self.mode == SignupMode::Open && self.domain_allowed(normalized_email)
+    }
+
+    pub fn domain_allowed(&self, normalized_email: &str) -> bool {
+        let domain = normalized_email.rsplit_once('@').map_or("", |(_, d)| d);
+        self.allowed_domains.is_empty() || self.allowed_domains.iter().any(|d| d == domain)
+    }
+
+    /// Reads the current form or the boolean of the former `self_registration` key.
+    fn read<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Signup, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Stored {
+            Legacy(bool),
+            Current(Signup),
+        }
+        Ok(match Stored::deserialize(d)? {
+            Stored::Legacy(open) => Signup {
+                mode: if open {
+                    SignupMode::Open
+                } else {
+                    SignupMode::Closed
+                },
+                allowed_domains: Vec::new(),
+            },
+            Stored::Current(signup) => signup,
+        })
+    }
+
+    /// Domains as people type them (`@Example.COM `) become `example.com`; refuses what
+    /// cannot be a domain.
+    pub fn normalize(&mut self) -> Result<(), String> {
+        const MAX_DOMAINS: usize = 100;
+        if self.allowed_domains.len() > MAX_DOMAINS {
+            return Err(format!("at most {MAX_DOMAINS} sign-up domains"));
+        }
+        let mut domains = Vec::with_capacity(self.allowed_domains.len());
+        for raw in &self.allowed_domains {
+            let d = raw.trim().trim_start_matches('@').to_lowercase();
+            if d.is_empty() {
+                continue;
+            }
+            let valid = d.len() <= 253
+                && d.contains('.')
+                && !d.starts_with('.')
+                && !d.ends_with('.')
+                && d.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            if !valid {
+                return Err(format!("{raw:?} is not an email domain (like example.com)"));
+            }
+            if !domains.contains(&d) {
+                domains.push(d);
+            }
+        }
+        self.allowed_domains = domains;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,7 +194,7 @@ impl Default for AuthConfig {
             qr: Toggle::default(),
             email_otp: OtpSettings::default(),
             phone_otp: OtpSettings::default(),
-            self_registration: false,
+            signup: Signup::default(),
         }
     }
 }
@@ -169,6 +269,36 @@ mod tests {
         );
         assert_eq!(AuthConfig::from_json(&config.to_json()).unwrap(), config);
         assert!(AuthConfig::from_json(r#"{"sms":{"enabled":true}}"#).is_err());
+    }
+
+    #[test]
+    fn former_self_registration_reads_as_a_signup_mode() {
+        let open = AuthConfig::from_json(r#"{"self_registration":true}"#).unwrap();
+        assert_eq!(open.signup.mode, SignupMode::Open);
+        assert!(open.signup.open_to("ada@anywhere.example"));
+        let closed = AuthConfig::from_json(r#"{"self_registration":false}"#).unwrap();
+        assert_eq!(closed.signup, Signup::default());
+        assert!(!closed.to_json().contains("self_registration"));
+        let current = AuthConfig::from_json(
+            r#"{"signup":{"mode":"open","allowed_domains":["example.com"]}}"#,
+        )
+        .unwrap();
+        assert!(current.signup.open_to("ada@example.com"));
+        assert!(!current.signup.open_to("ada@evil.example"));
+        assert!(!current.signup.open_to("ada@sub.example.com"));
+        assert!(AuthConfig::from_json(r#"{"signup":{"mode":"sometimes"}}"#).is_err());
+        assert!(AuthConfig::from_json(r#"{"signup":{"mode":"open","x":1}}"#).is_err());
+    }
+
+    #[test]
+    fn signup_domains_are_normalized_or_refused() {
+        let mut config = AuthConfig::default();
+        config.signup.allowed_domains =
+            vec![" @Example.COM ".into(), "example.com".into(), "".into()];
+        config.signup.normalize().unwrap();
+        assert_eq!(config.signup.allowed_domains, vec!["example.com"]);
+        config.signup.allowed_domains = vec!["not a domain".into()];
+        assert!(config.signup.normalize().is_err());
     }
 
     #[test]

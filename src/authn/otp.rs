@@ -152,11 +152,23 @@ pub(crate) fn random_code() -> String {
     }
 }
 
-fn code_hash(app: &App, challenge_id: &str, code: &str) -> String {
+/// The stored form of a code: an HMAC under the instance key, bound to its challenge id.
+pub(crate) fn code_hash(app: &App, challenge_id: &str, code: &str) -> String {
     hex(&hmac_sha256(
         &app.instance_key,
         format!("otp:{challenge_id}:{code}").as_bytes(),
     ))
+}
+
+/// Whether `typed` (spaces ignored) is the code stored as `stored_hash`, in constant time.
+pub(crate) fn code_matches(app: &App, challenge_id: &str, stored_hash: &str, typed: &str) -> bool {
+    let typed: String = typed.chars().filter(|c| !c.is_whitespace()).collect();
+    let well_formed = typed.len() == CODE_DIGITS && typed.bytes().all(|b| b.is_ascii_digit());
+    well_formed
+        && constant_time_eq(
+            code_hash(app, challenge_id, &typed).as_bytes(),
+            stored_hash.as_bytes(),
+        )
 }
 
 /// A code was (or, for an address without an account, was not) sent.
@@ -221,7 +233,7 @@ pub async fn send(
     }
     .filter(|u| !u.disabled);
     // Sign-up by code is for email only: accounts are keyed on their email address.
-    let deliver = user.is_some() || (channel == Channel::Email && config.self_registration);
+    let deliver = user.is_some() || (channel == Channel::Email && config.signup.open_to(&address));
     let code = random_code();
     let now = store::now();
     let id = random_id();
@@ -248,16 +260,8 @@ pub async fn send(
         );
         // In the background: an address with an account must not answer slower than one
         // without (the SMTP round trip would tell them apart).
-        let (http, delivery, to) = (
-            app.http.clone(),
-            std::sync::Arc::clone(&app.delivery),
-            address.clone(),
-        );
-        tokio::spawn(async move {
-            if let Err(e) = delivery.send(&http, channel, &to, &subject, &body).await {
-                tracing::warn!(channel = channel.as_str(), error = %e, "sending a one-time code failed");
-            }
-        });
+        app.delivery
+            .send_in_background(&app.http, channel, address.clone(), subject, body);
     }
     Ok(Sent {
         challenge_id: challenge.id,
@@ -293,14 +297,8 @@ pub async fn verify(
     {
         return Err(Failure::Dead);
     }
-    let typed: String = typed.chars().filter(|c| !c.is_whitespace()).collect();
-    let well_formed = typed.len() == CODE_DIGITS && typed.bytes().all(|b| b.is_ascii_digit());
-    let matches = well_formed
-        && constant_time_eq(
-            code_hash(app, &challenge.id, &typed).as_bytes(),
-            challenge.code_hash.as_bytes(),
-        );
-    let signup = channel == Channel::Email && config.self_registration;
+    let matches = code_matches(app, &challenge.id, &challenge.code_hash, typed);
+    let signup = channel == Channel::Email && config.signup.open_to(&challenge.address);
     // A code for an address without an account was never sent: treat a lucky guess as wrong.
     if !matches || (challenge.user_id.is_none() && !signup) {
         let attempts_left = otp_challenges::record_failure(&app.store, &challenge.id, max).await?;
@@ -329,7 +327,7 @@ pub async fn verify(
 }
 
 /// The first verified email code of an address without an account creates it (the
-/// organization allows self-registration). Two browsers racing end on the same account.
+/// organization's sign-up is open to the address's domain). Two browsers racing end on the same account.
 async fn sign_up(app: &App, org_id: &str, email: &str) -> Result<User, Failure> {
     let created = crate::admin::create_user(
         &app.store,

@@ -141,14 +141,33 @@ pub async fn start_registration(
         .map(|p| p.cred_id().clone())
         .collect::<Vec<_>>();
     let display = user.name.as_deref().unwrap_or(&user.email);
+    begin_registration(pk, store, &user.id, &handle, &user.email, display, exclude).await
+}
+
+/// Starts the passkey of an account a sign-up is about to create: the ceremony belongs to the
+/// sign-up (`signup_id`) until the account exists.
+pub async fn start_signup_registration(
+    pk: &Passkeys,
+    store: &Store,
+    signup_id: &str,
+    handle: &str,
+    email: &str,
+) -> Result<(String, Value), PasskeyError> {
+    begin_registration(pk, store, signup_id, handle, email, email, Vec::new()).await
+}
+
+async fn begin_registration(
+    pk: &Passkeys,
+    store: &Store,
+    owner: &str,
+    handle: &str,
+    email: &str,
+    display: &str,
+    exclude: Vec<webauthn_rs::prelude::CredentialID>,
+) -> Result<(String, Value), PasskeyError> {
     let (options, state): (CreationChallengeResponse, PasskeyRegistration) = pk
         .webauthn
-        .start_passkey_registration(
-            user_handle(&user.id, &handle)?,
-            &user.email,
-            display,
-            Some(exclude),
-        )
+        .start_passkey_registration(user_handle(owner, handle)?, email, display, Some(exclude))
         .map_err(verification)?;
     let mut options =
         serde_json::to_value(&options).map_err(|e| PasskeyError::Verification(e.to_string()))?;
@@ -161,7 +180,7 @@ pub async fn start_registration(
     if let Some(map) = selection.as_object_mut() {
         map.remove("authenticatorAttachment");
     }
-    let id = save_ceremony(store, KIND_REGISTER, Some(&user.id), to_json(&state)?).await?;
+    let id = save_ceremony(store, KIND_REGISTER, Some(owner), to_json(&state)?).await?;
     Ok((id, options))
 }
 
@@ -173,8 +192,23 @@ pub async fn finish_registration(
     credential: &RegisterPublicKeyCredential,
     name: &str,
 ) -> Result<PasskeyRow, PasskeyError> {
+    let row = verify_registration(pk, store, &user.id, ceremony, credential, name).await?;
+    save(store, &row).await?;
+    Ok(row)
+}
+
+/// Checks a registration response against the ceremony `owner` started; returns the passkey
+/// for `owner`, not yet stored (a sign-up stores it once the account exists).
+pub async fn verify_registration(
+    pk: &Passkeys,
+    store: &Store,
+    owner: &str,
+    ceremony: &str,
+    credential: &RegisterPublicKeyCredential,
+    name: &str,
+) -> Result<PasskeyRow, PasskeyError> {
     let row = take_ceremony(store, ceremony).await?;
-    if row.kind != KIND_REGISTER || row.user_id.as_deref() != Some(user.id.as_str()) {
+    if row.kind != KIND_REGISTER || row.user_id.as_deref() != Some(owner) {
         return Err(PasskeyError::CeremonyExpired);
     }
     let state: PasskeyRegistration = serde_json::from_str(&row.state)
@@ -197,9 +231,9 @@ pub async fn finish_registration(
         .ok()
         .and_then(|v| v["cred"]["backup_eligible"].as_bool())
         .unwrap_or(false);
-    let row = PasskeyRow {
+    Ok(PasskeyRow {
         id,
-        user_id: user.id.clone(),
+        user_id: owner.to_owned(),
         name,
         aaguid,
         credential: to_json(&passkey)?,
@@ -207,15 +241,18 @@ pub async fn finish_registration(
         flagged: false,
         created_at: store::now(),
         last_used_at: None,
-    };
-    passkeys::insert(store, &row).await.map_err(|e| {
+    })
+}
+
+/// Stores a verified passkey; a credential id already held by any account is refused.
+pub async fn save(store: &Store, row: &PasskeyRow) -> Result<(), PasskeyError> {
+    passkeys::insert(store, row).await.map_err(|e| {
         if e.is_unique_violation() {
             PasskeyError::AlreadyRegistered
         } else {
             e.into()
         }
-    })?;
-    Ok(row)
+    })
 }
 
 /// Starts a sign-in. With an email, the options list that account's passkeys

@@ -101,3 +101,65 @@ pub fn email_change_code(code: &str, minutes: i64, issuer: &str) -> String {
     .render()
     .unwrap_or_else(|_| format!("Your confirmation code is {code}."))
 }
+
+#[derive(Template)]
+#[template(path = "messages/signup_code.txt")]
+struct SignupCode<'a> {
+    code: &'a str,
+    minutes: i64,
+    org: &'a str,
+    issuer: &'a str,
+}
+
+/// The code that proves a new account's address.
+pub fn signup_code(code: &str, minutes: i64, org: &str, issuer: &str) -> (String, String) {
+    let body = SignupCode {
+        code,
+        minutes,
+        org,
+        issuer,
+    }
+    .render()
+    .unwrap_or_else(|_| format!("Your code to create an account is {code}."));
+    (format!("Your code to create an account: {code}"), body)
+}
+
+#[derive(Template)]
+#[template(path = "messages/signup_existing.txt")]
+struct SignupExisting<'a> {
+    org: &'a str,
+    issuer: &'a str,
+}
+
+/// To the owner of an address someone tried to sign up with: the page said "check your
+/// email" either way, so only the owner learns that the account exists.
+pub fn signup_existing(org: &str, issuer: &str) -> (String, String) {
+    let body = SignupExisting { org, issuer }
+        .render()
+        .unwrap_or_else(|_| "Someone tried to create an account with your address.".into());
+    (
+        "Someone tried to create an account with your address".into(),
+        body,
+    )
+}
+
+#[derive(Template)]
+#[template(path = "messages/invitation.txt")]
+struct InvitationEmail<'a> {
+    org: &'a str,
+    link: &'a str,
+    days: i64,
+    issuer: &'a str,
+}
+
+pub fn invitation(org: &str, link: &str, days: i64, issuer: &str) -> (String, String) {
+    let body = InvitationEmail {
+        org,
+        link,
+        days,
+        issuer,
+    }
+    .render()
+    .unwrap_or_else(|_| format!("You are invited to {org}: {link}"));
+    (format!("You are invited to {org}"), body)
+}

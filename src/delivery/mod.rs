@@ -91,6 +91,24 @@ impl Delivery {
         })
     }
 
+    /// Sends in the background and logs a failure: an answer must not wait for (or, by its
+    /// timing, reveal) an SMTP round trip that happens only for some addresses.
+    pub fn send_in_background(
+        self: &std::sync::Arc<Self>,
+        http: &openidconnect::reqwest::Client,
+        channel: Channel,
+        to: String,
+        subject: String,
+        body: String,
+    ) {
+        let (delivery, http) = (std::sync::Arc::clone(self), http.clone());
+        tokio::spawn(async move {
+            if let Err(e) = delivery.send(&http, channel, &to, &subject, &body).await {
+                tracing::warn!(channel = channel.as_str(), error = %e, "sending a message failed");
+            }
+        });
+    }
+
     pub async fn send(
         &self,
         http: &openidconnect::reqwest::Client,

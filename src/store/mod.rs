@@ -15,6 +15,7 @@ pub mod codes;
 pub mod device_authorizations;
 pub mod devices;
 pub mod grants;
+pub mod invitations;
 pub mod keys;
 pub mod notifications;
 pub mod orgs;
@@ -25,6 +26,7 @@ pub mod rate_limits;
 pub mod refresh_tokens;
 pub mod schema;
 pub mod sessions;
+pub mod signups;
 pub mod users;
 
 use std::path::Path;

@@ -325,8 +325,42 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    signups (id) {
+        id -> Text,
+        org_id -> Text,
+        email -> Text,
+        auth_request_id -> Text,
+        code_hash -> Text,
+        code_sent -> Bool,
+        failed_attempts -> BigInt,
+        webauthn_handle -> Text,
+        created_at -> BigInt,
+        code_expires_at -> BigInt,
+        expires_at -> BigInt,
+        verified_at -> Nullable<BigInt>,
+        completed_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    invitations (id) {
+        id -> Text,
+        token_hash -> Text,
+        org_id -> Text,
+        email -> Text,
+        invited_by -> Text,
+        webauthn_handle -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     account_codes,
+    signups,
+    invitations,
     otp_challenges,
     admin_tokens,
     audit_log,

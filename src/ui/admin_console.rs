@@ -24,7 +24,7 @@ use super::account::when;
 use crate::admin::{Actor, AdminError};
 use crate::admin::{clients, users};
 use crate::app::{App, AppState};
-use crate::authn::methods::{AuthConfig, Method};
+use crate::authn::methods::{AuthConfig, Method, SignupMode};
 use crate::error::{Error, PageError};
 use crate::http::params::Params;
 use crate::oidc::authorize::response::redirect;
@@ -49,6 +49,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/clients", get(clients_page).post(create_client))
         .route("/admin/clients/delete", post(delete_client))
         .route("/admin/users", get(users_page).post(create_user))
+        .route("/admin/users/invite", post(invite_user))
         .route("/admin/users/disable", post(disable_user))
         .route("/admin/users/enable", post(enable_user))
         .route("/admin/users/role", post(set_role))
@@ -229,7 +230,8 @@ pub struct MethodsPage<'a> {
     pub methods: Vec<MethodView>,
     pub email_otp_reauth: bool,
     pub phone_otp_reauth: bool,
-    pub self_registration: bool,
+    pub signup_mode: &'static str,
+    pub signup_domains: String,
     pub passkeys_available: bool,
     pub methods_error: Option<&'a str>,
     pub branding_name: &'a str,
@@ -272,7 +274,8 @@ fn render_methods(
             methods,
             email_otp_reauth: form.config.email_otp.counts_for_reauthentication,
             phone_otp_reauth: form.config.phone_otp.counts_for_reauthentication,
-            self_registration: form.config.self_registration,
+            signup_mode: form.config.signup.mode.key(),
+            signup_domains: form.config.signup.allowed_domains.join(", "),
             passkeys_available: app.passkeys.is_some(),
             methods_error: form.methods_error,
             branding_name: &form.branding.0,
@@ -303,6 +306,7 @@ fn notice_text(key: Option<&str>) -> Option<&'static str> {
         "branding-saved" => Some("Branding saved."),
         "client-deleted" => Some("The client was deleted."),
         "user-created" => Some("The user was created."),
+        "invitation-sent" => Some("The invitation was sent. Its link works once, for 7 days."),
         "user-updated" => Some("The user was updated."),
         "recovery-sent" => Some("A recovery link was sent to the user's email address."),
         _ => None,
@@ -342,7 +346,17 @@ fn config_from_form(params: &Params) -> AuthConfig {
     }
     config.email_otp.counts_for_reauthentication = on("email_otp_reauth");
     config.phone_otp.counts_for_reauthentication = on("phone_otp_reauth");
-    config.self_registration = on("self_registration");
+    config.signup.mode = params
+        .get("signup_mode")
+        .and_then(SignupMode::from_key)
+        .unwrap_or_default();
+    config.signup.allowed_domains = params
+        .get("signup_domains")
+        .unwrap_or("")
+        .split([',', ' ', '\n'])
+        .filter(|d| !d.trim().is_empty())
+        .map(str::to_owned)
+        .collect();
     config
 }
 
@@ -738,6 +752,56 @@ async fn create_user(
             "",
             Some(&message),
             (email, name),
+            None,
+        )
+        .await?),
+        Err(e) => Err(refused(e).into()),
+    }
+}
+
+/// Mails an invitation link (README "Sign-up").
+async fn invite_user(
+    State(app): State<AppState>,
+    ConnectInfo(ip): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (admin, params) = checked(&app, &headers, ip, &body).await?;
+    let email = params.get("email").unwrap_or("");
+    let created = crate::account::invitations::create(
+        &app.store,
+        &app.config,
+        &admin.actor,
+        &admin.org.id,
+        email,
+    )
+    .await;
+    match created {
+        Ok(created) => {
+            crate::account::invitations::mail(
+                &app.delivery,
+                &app.http,
+                &app.config,
+                &admin.org,
+                &created,
+            )
+            .await
+            .map_err(|e| {
+                Error::page(
+                    StatusCode::BAD_GATEWAY,
+                    "Invitation not sent",
+                    format!("The invitation was created but the mail could not be sent: {e}"),
+                )
+            })?;
+            Ok(redirect("/admin/users?notice=invitation-sent"))
+        }
+        Err(AdminError::Invalid(message) | AdminError::Conflict(message)) => Ok(render_users(
+            &app,
+            &admin,
+            StatusCode::BAD_REQUEST,
+            "",
+            Some(&message),
+            (email, ""),
             None,
         )
         .await?),

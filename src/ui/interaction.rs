@@ -248,6 +248,9 @@ pub(crate) async fn render_login(
             tabs,
             active: active.map(Method::key).unwrap_or(""),
             code: state.code,
+            // A reauthentication is for an existing account.
+            signup: context.methods.signup.mode == crate::authn::methods::SignupMode::Open
+                && !reauthenticating,
         },
     ))
 }

@@ -11,6 +11,7 @@ pub mod one_time_codes;
 pub mod passkeys;
 pub mod qr;
 pub mod recovery;
+pub mod signup;
 pub mod views;
 
 use askama::Template;

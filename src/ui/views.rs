@@ -35,6 +35,8 @@ pub struct LoginPage<'a> {
     pub active: &'a str,
     /// A one-time code was sent: ask for it.
     pub code: Option<CodeStep>,
+    /// The organization's sign-up is open: link to "Create an account".
+    pub signup: bool,
 }
 
 pub struct LoginTab {
