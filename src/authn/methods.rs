@@ -13,6 +13,9 @@ pub enum Method {
     Qr,
     EmailOtp,
     PhoneOtp,
+    /// An upstream OpenID provider (one button per enabled entry of `upstream`). Not in
+    /// [`Method::ALL`]: it is switched per provider, not as one toggle.
+    Upstream,
 }
 
 impl Method {
@@ -31,6 +34,7 @@ impl Method {
             Method::Qr => "qr",
             Method::EmailOtp => "email_otp",
             Method::PhoneOtp => "phone_otp",
+            Method::Upstream => "upstream",
         }
     }
 
@@ -41,6 +45,7 @@ impl Method {
             Method::Qr => "QR code (approve on a phone)",
             Method::EmailOtp => "Email code",
             Method::PhoneOtp => "Text message code",
+            Method::Upstream => "Another provider",
         }
     }
 
@@ -60,6 +65,10 @@ pub struct AuthConfig {
     /// A person whose address has no account gets one on their first verified email code.
     /// Off: codes sign in existing accounts only (and the answer is the same either way).
     pub self_registration: bool,
+    /// Upstream OpenID providers a person can sign in with (README "Upstream identity
+    /// providers"). Managed through their own admin calls; saving the rest of the
+    /// configuration keeps the stored list.
+    pub upstream: Vec<crate::authn::upstream::UpstreamProvider>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +104,7 @@ impl Default for AuthConfig {
             email_otp: OtpSettings::default(),
             phone_otp: OtpSettings::default(),
             self_registration: false,
+            upstream: Vec::new(),
         }
     }
 }
@@ -115,6 +125,7 @@ impl AuthConfig {
             Method::Qr => self.qr.enabled,
             Method::EmailOtp => self.email_otp.enabled,
             Method::PhoneOtp => self.phone_otp.enabled,
+            Method::Upstream => self.upstream.iter().any(|p| p.enabled),
         }
     }
 
@@ -125,7 +136,24 @@ impl AuthConfig {
             Method::Qr => self.qr.enabled = on,
             Method::EmailOtp => self.email_otp.enabled = on,
             Method::PhoneOtp => self.phone_otp.enabled = on,
+            Method::Upstream => self.upstream.iter_mut().for_each(|p| p.enabled = on),
         }
+    }
+
+    /// An enabled provider entry by its id.
+    pub fn upstream_provider(&self, id: &str) -> Option<&crate::authn::upstream::UpstreamProvider> {
+        self.upstream.iter().find(|p| p.enabled && p.id == id)
+    }
+
+    /// This configuration for display: provider secrets show as `"set"`, never sealed bytes.
+    pub fn redacted(&self) -> AuthConfig {
+        let mut shown = self.clone();
+        for p in &mut shown.upstream {
+            if p.client_secret_sealed.is_some() {
+                p.client_secret_sealed = Some("set".into());
+            }
+        }
+        shown
     }
 
     pub fn enabled_methods(&self) -> Vec<Method> {
@@ -144,6 +172,7 @@ impl AuthConfig {
             Method::Passkey,
             Method::EmailOtp,
             Method::PhoneOtp,
+            Method::Upstream,
         ];
         if standalone.iter().any(|m| self.enabled(*m)) {
             return Ok(());
@@ -178,6 +207,13 @@ mod tests {
         for m in Method::ALL {
             config.set_enabled(m, false);
         }
+        assert!(config.check_static().is_err());
+        config.upstream = serde_json::from_str(
+            r#"[{"id":"g","kind":"google","display_name":"Google","client_id":"c"}]"#,
+        )
+        .unwrap();
+        config.check_static().unwrap();
+        config.set_enabled(Method::Upstream, false);
         assert!(config.check_static().is_err());
         config.set_enabled(Method::Qr, true);
         assert!(config.check_static().unwrap_err().contains("QR"));

@@ -24,6 +24,7 @@ pub mod rate_limits;
 pub mod refresh_tokens;
 pub mod schema;
 pub mod sessions;
+pub mod upstream_identities;
 pub mod users;
 
 use std::path::Path;

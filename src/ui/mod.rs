@@ -10,6 +10,7 @@ pub mod interaction;
 pub mod one_time_codes;
 pub mod passkeys;
 pub mod qr;
+pub mod upstream;
 pub mod views;
 
 use askama::Template;

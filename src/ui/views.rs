@@ -35,6 +35,8 @@ pub struct LoginPage<'a> {
     pub active: &'a str,
     /// A one-time code was sent: ask for it.
     pub code: Option<CodeStep>,
+    /// One button per enabled upstream provider.
+    pub upstream: Vec<UpstreamButton>,
 }
 
 pub struct LoginTab {
@@ -208,4 +210,23 @@ pub struct DeviceConfirmView<'a> {
 pub struct DeviceDoneView {
     pub title: &'static str,
     pub message: String,
+}
+
+/// The pages of an upstream sign-in that are not the provider's: failures, a link waiting for
+/// proof, a link made.
+#[derive(Template)]
+#[template(path = "upstream.html")]
+pub struct UpstreamPage<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
+    /// Back to the sign-in page of the same request.
+    pub try_again: Option<String>,
+    /// On to the application.
+    pub continue_to: Option<String>,
+}
+
+/// A sign-in button for one upstream provider.
+pub struct UpstreamButton {
+    pub id: String,
+    pub display_name: String,
 }
