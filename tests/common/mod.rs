@@ -7,6 +7,7 @@
 pub mod otp;
 pub mod passkey;
 pub mod process;
+pub mod upstream;
 
 use std::collections::HashMap;
 
