@@ -849,3 +849,108 @@ async fn hostile_input_to_the_upstream_endpoints_gets_no_5xx() {
         .status();
     assert!(status.as_u16() < 500, "{status}");
 }
+
+/// Downstream sign-in page → the oidc-provider button → its page, where `email` signs in
+/// (or the person cancels); returns where the browser stopped.
+async fn via_oidc_provider(setup: &Setup, walker: &Walker, email: Option<&str>) -> (Stop, String) {
+    let (page_url, page, verifier) = setup.login_page(walker, &[]).await;
+    let (node_url, status, node_page) = walker
+        .press_upstream(&page_url, &page, "panva")
+        .await
+        .page();
+    assert_eq!(status, 200, "{node_page}");
+    assert!(
+        node_page.contains("Sign in at the upstream provider"),
+        "{node_page}"
+    );
+    let uid = node_url.rsplit('/').next().unwrap().to_owned();
+    let stop = match email {
+        Some(email) => {
+            walker
+                .post(
+                    &node_url,
+                    &format!("/interaction/{uid}/login"),
+                    &[("email", email)],
+                )
+                .await
+        }
+        None => {
+            walker
+                .post(&node_url, &format!("/interaction/{uid}/abort"), &[])
+                .await
+        }
+    };
+    (stop, verifier)
+}
+
+async fn with_oidc_provider(trusted: bool) -> Option<(Setup, common::upstream::NodeProvider)> {
+    let setup = Setup::new().await;
+    let node = common::upstream::NodeProvider::start(
+        "tessera-downstream",
+        "a-long-client-secret-for-the-upstream-0123456789",
+        &setup.callback(),
+    )
+    .await?;
+    setup
+        .provider(
+            "panva",
+            json!({
+                "kind": "oidc",
+                "display_name": "Panva",
+                "issuer": node.issuer,
+                "client_id": "tessera-downstream",
+                "client_secret": "a-long-client-secret-for-the-upstream-0123456789",
+                "trusted_for_email": trusted,
+            }),
+        )
+        .await;
+    Some((setup, node))
+}
+
+#[tokio::test]
+async fn oidc_provider_first_sign_in_and_trusted_linking() {
+    let Some((setup, _node)) = with_oidc_provider(true).await else {
+        return;
+    };
+    let walker = Walker::new();
+    let (stop, verifier) = via_oidc_provider(&setup, &walker, Some("fresh@example.com")).await;
+    let claims = setup.claims(&stop.rp(), &verifier).await;
+    assert_eq!(claims["email"], "fresh@example.com");
+    assert_eq!(claims["email_verified"], true);
+    assert_eq!(claims["name"], "Person fresh");
+    // oidc-provider sends no `amr`: the sign-in is `fed`.
+    assert_eq!(claims["amr"], json!(["fed"]));
+    assert_eq!(setup.links(claims["sub"].as_str().unwrap()).await, 1);
+
+    // An existing account with a verified address at a trusted provider links at once.
+    let existing = setup.down.user("known@example.com").await;
+    let walker = Walker::new();
+    let (stop, verifier) = via_oidc_provider(&setup, &walker, Some("known@example.com")).await;
+    assert_eq!(
+        setup.claims(&stop.rp(), &verifier).await["sub"],
+        existing.as_str()
+    );
+    assert_eq!(setup.links(&existing).await, 1);
+}
+
+#[tokio::test]
+async fn oidc_provider_cancellation_and_unverified_email() {
+    let Some((setup, _node)) = with_oidc_provider(true).await else {
+        return;
+    };
+    let walker = Walker::new();
+    let (stop, _) = via_oidc_provider(&setup, &walker, None).await;
+    let (_, status, page) = stop.page();
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Sign-in cancelled"), "{page}");
+    assert!(page.contains("Choose another way to sign in"), "{page}");
+
+    // email_verified: false never links, even at a trusted provider.
+    let existing = setup.down.user("unverified@example.com").await;
+    let walker = Walker::new();
+    let (stop, _) = via_oidc_provider(&setup, &walker, Some("unverified@example.com")).await;
+    let (_, status, page) = stop.page();
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("You already have an account"), "{page}");
+    assert_eq!(setup.links(&existing).await, 0);
+}

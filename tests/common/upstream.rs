@@ -364,3 +364,88 @@ impl Walker {
         .await
     }
 }
+
+/// panva's `oidc-provider` under Node (tests/upstream/provider.mjs), killed when dropped.
+pub struct NodeProvider {
+    pub issuer: String,
+    _child: tokio::process::Child,
+}
+
+/// `npm ci` once per test process, guarded so parallel tests do not race.
+static INSTALL: std::sync::Mutex<Option<Result<(), String>>> = std::sync::Mutex::new(None);
+
+fn install(dir: &std::path::Path) -> Result<(), String> {
+    let mut done = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(result) = done.as_ref() {
+        return result.clone();
+    }
+    let result = if dir.join("node_modules/oidc-provider/package.json").exists() {
+        Ok(())
+    } else {
+        std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(dir)
+            .status()
+            .map_err(|e| format!("npm: {e}"))
+            .and_then(|s| {
+                s.success()
+                    .then_some(())
+                    .ok_or_else(|| format!("npm ci failed: {s}"))
+            })
+    };
+    *done = Some(result.clone());
+    result
+}
+
+impl NodeProvider {
+    /// Starts the provider with one client; `None` (after saying why) when Node is not
+    /// available, unless `TESSERA_REQUIRE_NODE=1`, when that is a failure.
+    pub async fn start(client_id: &str, secret: &str, redirect_uri: &str) -> Option<NodeProvider> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/upstream");
+        let required = std::env::var("TESSERA_REQUIRE_NODE").as_deref() == Ok("1");
+        let available = std::process::Command::new("node")
+            .arg("--version")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        let ready = if available {
+            install(&dir)
+        } else {
+            Err("node is not installed".into())
+        };
+        if let Err(why) = ready {
+            assert!(!required, "TESSERA_REQUIRE_NODE=1 but {why}");
+            eprintln!("skipping the oidc-provider test: {why}");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = tokio::process::Command::new("node")
+            .arg("provider.mjs")
+            .arg(port.to_string())
+            .args([client_id, secret, redirect_uri])
+            .current_dir(&dir)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node starts");
+        let issuer = format!("http://localhost:{port}");
+        let http = reqwest::Client::new();
+        for _ in 0..100 {
+            let discovery = http
+                .get(format!("{issuer}/.well-known/openid-configuration"))
+                .send()
+                .await;
+            if discovery.is_ok_and(|r| r.status().is_success()) {
+                return Some(NodeProvider {
+                    issuer,
+                    _child: child,
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("oidc-provider did not start on port {port}");
+    }
+}
