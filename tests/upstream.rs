@@ -954,3 +954,81 @@ async fn oidc_provider_cancellation_and_unverified_email() {
     assert!(page.contains("You already have an account"), "{page}");
     assert_eq!(setup.links(&existing).await, 0);
 }
+
+#[tokio::test]
+async fn a_link_can_be_unlinked_only_while_another_method_remains() {
+    let setup = Setup::new().await;
+    let hostile = HostileIssuer::start().await;
+    setup
+        .provider("bad", hostile_provider(&hostile, true))
+        .await;
+    let walker = Walker::new();
+    let (page_url, page, verifier) = setup.login_page(&walker, &[]).await;
+    let q = walker.press_upstream(&page_url, &page, "bad").await.rp();
+    let sub = setup.claims(&q, &verifier).await["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let account = format!("{}/account", setup.down.url);
+    let (_, status, page) = walker.walk(&account).await.page();
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Linked sign-in providers"), "{page}");
+    assert!(page.contains("Hostile"));
+    let csrf = common::hidden(&page, "csrf");
+    let id = common::hidden(&page[page.find("upstream/unlink").unwrap()..], "id");
+
+    // The only way in: refused.
+    let (_, status, body) = walker
+        .post(
+            &account,
+            "/account/upstream/unlink",
+            &[("csrf", &csrf), ("id", &id)],
+        )
+        .await
+        .page();
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(setup.links(&sub).await, 1);
+    // A wrong CSRF token or someone else's link id: refused too, never a 5xx.
+    let (_, status, _) = walker
+        .post(
+            &account,
+            "/account/upstream/unlink",
+            &[("csrf", "nope"), ("id", &id)],
+        )
+        .await
+        .page();
+    assert_eq!(status, 403);
+    let (_, status, _) = walker
+        .post(
+            &account,
+            "/account/upstream/unlink",
+            &[("csrf", &csrf), ("id", "other")],
+        )
+        .await
+        .page();
+    assert_eq!(status, 400);
+    let (_, status, _) = walker
+        .post(&account, "/account/upstream/unlink", &[])
+        .await
+        .page();
+    assert!((400..500).contains(&status));
+
+    // With a password as well, the link can go.
+    let hash = tessera::authn::password::hash(PASSWORD.into())
+        .await
+        .unwrap();
+    tessera::store::users::set_password_hash(&setup.down.app().store, &sub, Some(&hash))
+        .await
+        .unwrap();
+    let (_, status, page) = walker
+        .post(
+            &account,
+            "/account/upstream/unlink",
+            &[("csrf", &csrf), ("id", &id)],
+        )
+        .await
+        .page();
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("The provider was unlinked"), "{page}");
+    assert_eq!(setup.links(&sub).await, 0);
+}

@@ -34,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/account/sign-out-everywhere", post(end_all))
         .route("/account/passkeys/rename", post(rename_passkey))
         .route("/account/passkeys/delete", post(delete_passkey))
+        .route("/account/upstream/unlink", post(super::upstream::unlink))
 }
 
 /// Registers the account console as a public client of the default organization, with its
@@ -190,6 +191,7 @@ async fn page(
             Some("Confirm it's you first: sign in again, then repeat the change.")
         }
         Some("passkey-deleted") => Some("The passkey was deleted."),
+        Some("upstream-unlinked") => Some("The provider was unlinked from your account."),
         Some("device-removed") => {
             Some("The device was removed: it can no longer approve sign-ins.")
         }
@@ -212,6 +214,7 @@ async fn page(
         passkeys_enabled: app.passkeys.is_some(),
         passkeys: passkey_views,
         companions: device_views,
+        upstream_links: super::upstream::link_views(&app, &current.user).await?,
         notice,
     }))
 }

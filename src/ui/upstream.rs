@@ -572,3 +572,85 @@ pub(crate) async fn record_link_change(
     .await?;
     Ok(())
 }
+
+/// The account page's list of linked providers.
+pub(crate) async fn link_views(
+    app: &App,
+    user: &User,
+) -> Result<Vec<super::views::UpstreamLinkView>, Error> {
+    let config = context_config(app, &user.org_id).await?;
+    Ok(links::list_for_user(&app.store, &user.id)
+        .await?
+        .into_iter()
+        .map(|link| super::views::UpstreamLinkView {
+            provider: config
+                .upstream
+                .iter()
+                .find(|p| p.id == link.provider_id)
+                .map(|p| p.display_name.clone())
+                .unwrap_or_else(|| link.issuer.clone()),
+            email: link.email.unwrap_or_default(),
+            created: super::account::when(link.created_at),
+            id: link.id,
+        })
+        .collect())
+}
+
+/// Unlinks a provider from the signed-in account, unless it is the last way in: the account
+/// must keep a password, a usable passkey, or another link to an enabled provider.
+pub(crate) async fn unlink(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let params = crate::http::params::Params::parse(&body);
+    let current =
+        super::account::signed_in_with_csrf(&app, &headers, params.get("csrf").unwrap_or(""))
+            .await?;
+    let user = &current.user;
+    let id = params.get("id").unwrap_or("");
+    let all = links::list_for_user(&app.store, &user.id).await?;
+    let Some(target) = all.iter().find(|l| l.id == id) else {
+        return Err(Error::bad_request_page(
+            "Unknown link",
+            "That provider is not linked to your account.",
+        )
+        .into());
+    };
+    let config = context_config(&app, &user.org_id).await?;
+    let other_link = all
+        .iter()
+        .any(|l| l.id != target.id && config.upstream_provider(&l.provider_id).is_some());
+    let remains = user.password_hash.is_some()
+        || other_link
+        || (app.passkeys.is_some()
+            && crate::store::passkeys::count_usable_for_user(&app.store, &user.id).await? > 0);
+    if !remains {
+        return Err(Error::page(
+            StatusCode::CONFLICT,
+            "Cannot unlink",
+            "This is the only way you can sign in. Add a passkey or another sign-in method first.",
+        )
+        .into());
+    }
+    if links::delete_for_user(&app.store, &user.id, &target.id).await? {
+        record_link_change(
+            &app,
+            target,
+            "user.upstream.unlink",
+            serde_json::json!({ "provider": target.provider_id, "issuer": target.issuer }),
+        )
+        .await?;
+    }
+    Ok(response::redirect("/account?notice=upstream-unlinked"))
+}
+
+async fn context_config(
+    app: &App,
+    org_id: &str,
+) -> Result<crate::authn::methods::AuthConfig, Error> {
+    match crate::store::orgs::find(&app.store, org_id).await? {
+        Some(org) => Ok(org.auth_config()?),
+        None => Err(Error::Internal("user without an organization".into())),
+    }
+}

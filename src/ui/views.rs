@@ -123,6 +123,8 @@ pub struct AccountPage<'a> {
     pub passkeys: Vec<PasskeyView>,
     pub companions: Vec<CompanionView>,
     pub notice: Option<&'a str>,
+    /// Upstream providers linked to the account (README "Upstream identity providers").
+    pub upstream_links: Vec<UpstreamLinkView>,
 }
 
 pub struct PasskeyView {
@@ -229,4 +231,11 @@ pub struct UpstreamPage<'a> {
 pub struct UpstreamButton {
     pub id: String,
     pub display_name: String,
+}
+
+pub struct UpstreamLinkView {
+    pub id: String,
+    pub provider: String,
+    pub email: String,
+    pub created: String,
 }
