@@ -40,6 +40,8 @@ pub struct App {
     pub changes: crate::store::notifications::Changes,
     /// Email and SMS out (one-time codes), or the demo's in-memory outbox.
     pub delivery: Arc<crate::delivery::Delivery>,
+    /// Discovery documents and key sets of upstream identity providers.
+    pub upstream: crate::authn::upstream::MetadataCache,
 }
 
 pub type AppState = Arc<App>;
@@ -91,6 +93,7 @@ pub async fn build(config: Config) -> Result<AppState, String> {
         passkeys,
         changes: Default::default(),
         delivery,
+        upstream: Default::default(),
     });
     crate::ui::account::ensure_client(&app).await?;
     if app.config.demo {
@@ -152,6 +155,7 @@ pub fn router(app: AppState) -> Router {
         .merge(crate::ui::passkeys::routes())
         .merge(crate::ui::recovery::routes())
         .merge(crate::ui::qr::routes())
+        .merge(crate::ui::upstream::routes())
         .merge(crate::ui::companion::routes())
         .merge(crate::ui::device_grant::routes())
         .merge(crate::admin::api::routes());

@@ -150,6 +150,10 @@ pub async fn housekeeping(app: &AppState) {
             "device challenges and enrollment codes",
             store::devices::purge_expired(&app.store, now).await,
         ),
+        (
+            "upstream sign-ins and pending links",
+            store::upstream_identities::purge_expired(&app.store, now).await,
+        ),
     ];
     for (what, result) in results {
         match result {

@@ -17,7 +17,7 @@ use axum::extract::{ConnectInfo, FromRequestParts, Path, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -50,6 +50,11 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/orgs/{org}/auth_config",
             get(get_auth_config).put(put_auth_config),
+        )
+        .route("/orgs/{org}/upstream_providers", get(list_upstream))
+        .route(
+            "/orgs/{org}/upstream_providers/{provider}",
+            put(put_upstream).delete(delete_upstream),
         )
         .route("/orgs/{org}/clients", get(list_clients).post(create_client))
         .route(
@@ -331,7 +336,7 @@ async fn get_auth_config(
     Path(segment): Path<String>,
 ) -> ApiResult {
     let org = org(&app, &actor, &segment).await?;
-    ok(serde_json::to_value(org.auth_config()?).unwrap_or_default())
+    ok(serde_json::to_value(org.auth_config()?.redacted()).unwrap_or_default())
 }
 
 async fn put_auth_config(
@@ -344,7 +349,58 @@ async fn put_auth_config(
     let org = org(&app, &actor, &segment).await?;
     super::orgs::set_auth_config(&app.store, &actor, &org.id, &config, app.passkeys.is_some())
         .await?;
-    ok(serde_json::to_value(&config).unwrap_or_default())
+    let saved = super::orgs::get(&app.store, &actor, &org.id).await?;
+    ok(serde_json::to_value(saved.auth_config()?.redacted()).unwrap_or_default())
+}
+
+// Upstream identity providers.
+
+async fn list_upstream(
+    State(app): State<AppState>,
+    Admin(actor): Admin,
+    Path(segment): Path<String>,
+) -> ApiResult {
+    let org = org(&app, &actor, &segment).await?;
+    let providers = super::upstream::list(&app.store, &actor, &org.id).await?;
+    ok(json!({ "providers": providers }))
+}
+
+async fn put_upstream(
+    State(app): State<AppState>,
+    Admin(actor): Admin,
+    Path((segment, provider)): Path<(String, String)>,
+    bytes: Bytes,
+) -> ApiResult {
+    let input: super::upstream::ProviderInput = body(&bytes)?;
+    let org = org(&app, &actor, &segment).await?;
+    let saved = super::upstream::put(
+        &app.store,
+        &actor,
+        &crate::authn::upstream::secret_key(&app.instance_key),
+        &org.id,
+        &provider,
+        input,
+        app.passkeys.is_some(),
+    )
+    .await?;
+    ok(serde_json::to_value(saved).unwrap_or_default())
+}
+
+async fn delete_upstream(
+    State(app): State<AppState>,
+    Admin(actor): Admin,
+    Path((segment, provider)): Path<(String, String)>,
+) -> ApiResult {
+    let org = org(&app, &actor, &segment).await?;
+    super::upstream::delete(
+        &app.store,
+        &actor,
+        &org.id,
+        &provider,
+        app.passkeys.is_some(),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 // Clients.

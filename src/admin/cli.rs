@@ -475,7 +475,7 @@ fn org_json(org: &orgs::Organization) -> Result<serde_json::Value, AdminError> {
         "logo_url": org.logo_url,
         "primary_color": org.primary_color,
         "created_at": org.created_at,
-        "auth_config": serde_json::to_value(org.auth_config()?).unwrap_or_default(),
+        "auth_config": serde_json::to_value(org.auth_config()?.redacted()).unwrap_or_default(),
     }))
 }
 

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod orgs;
 pub mod sessions;
 pub mod tokens;
+pub mod upstream;
 pub mod users;
 
 use crate::oidc::authorize::redirect_uri::validate_for_registration;

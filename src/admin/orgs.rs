@@ -122,12 +122,40 @@ pub async fn set_branding(
 /// an organization with accounts none of which any enabled method can sign in (say, only
 /// passkeys when nobody has registered one). `passkeys_available` is false when the
 /// deployment cannot offer passkeys (its issuer host is an IP address).
+/// Upstream providers are managed by their own calls ([`super::upstream`]): the stored list
+/// is kept whatever `config` says, so a form or JSON without it cannot drop a provider or
+/// its sealed secret.
 pub async fn set_auth_config(
     store: &Store,
     actor: &Actor,
     org_id: &str,
     config: &AuthConfig,
     passkeys_available: bool,
+) -> Result<(), AdminError> {
+    let stored = get(store, actor, org_id).await?.auth_config()?;
+    let config = AuthConfig {
+        upstream: stored.upstream,
+        ..config.clone()
+    };
+    save_auth_config(
+        store,
+        actor,
+        org_id,
+        &config,
+        passkeys_available,
+        "org.auth_config.update",
+    )
+    .await
+}
+
+/// Saves a whole configuration behind the lock-out guard and records `action`.
+pub(crate) async fn save_auth_config(
+    store: &Store,
+    actor: &Actor,
+    org_id: &str,
+    config: &AuthConfig,
+    passkeys_available: bool,
+    action: &str,
 ) -> Result<(), AdminError> {
     actor.require_org(org_id)?;
     config.check_static().map_err(AdminError::Invalid)?;
@@ -139,7 +167,8 @@ pub async fn set_auth_config(
         || config.enabled(Method::EmailOtp)
         || (config.enabled(Method::Password) && reach.with_password > 0)
         || (config.enabled(Method::Passkey) && passkeys_available && reach.with_passkey > 0)
-        || (config.enabled(Method::PhoneOtp) && reach.with_phone > 0);
+        || (config.enabled(Method::PhoneOtp) && reach.with_phone > 0)
+        || config.enabled(Method::Upstream);
     if !anyone_can_sign_in {
         let mut why = Vec::new();
         if config.enabled(Method::Password) {
@@ -167,9 +196,9 @@ pub async fn set_auth_config(
         store,
         actor,
         Some(org_id),
-        "org.auth_config.update",
+        action,
         Some(org_id),
-        serde_json::to_value(config).unwrap_or_default(),
+        serde_json::to_value(config.redacted()).unwrap_or_default(),
     )
     .await
 }

@@ -13,6 +13,9 @@ pub enum Method {
     Qr,
     EmailOtp,
     PhoneOtp,
+    /// An upstream OpenID provider (one button per enabled entry of `upstream`). Not in
+    /// [`Method::ALL`]: it is switched per provider, not as one toggle.
+    Upstream,
 }
 
 impl Method {
@@ -31,6 +34,7 @@ impl Method {
             Method::Qr => "qr",
             Method::EmailOtp => "email_otp",
             Method::PhoneOtp => "phone_otp",
+            Method::Upstream => "upstream",
         }
     }
 
@@ -41,6 +45,7 @@ impl Method {
             Method::Qr => "QR code (approve on a phone)",
             Method::EmailOtp => "Email code",
             Method::PhoneOtp => "Text message code",
+            Method::Upstream => "Another provider",
         }
     }
 
@@ -61,6 +66,10 @@ pub struct AuthConfig {
     /// modes existed hold `self_registration: true|false`, read as `open` or `closed`.
     #[serde(alias = "self_registration", deserialize_with = "Signup::read")]
     pub signup: Signup,
+    /// Upstream OpenID providers a person can sign in with (README "Upstream identity
+    /// providers"). Managed through their own admin calls; saving the rest of the
+    /// configuration keeps the stored list.
+    pub upstream: Vec<crate::authn::upstream::UpstreamProvider>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,6 +204,7 @@ impl Default for AuthConfig {
             email_otp: OtpSettings::default(),
             phone_otp: OtpSettings::default(),
             signup: Signup::default(),
+            upstream: Vec::new(),
         }
     }
 }
@@ -215,6 +225,7 @@ impl AuthConfig {
             Method::Qr => self.qr.enabled,
             Method::EmailOtp => self.email_otp.enabled,
             Method::PhoneOtp => self.phone_otp.enabled,
+            Method::Upstream => self.upstream.iter().any(|p| p.enabled),
         }
     }
 
@@ -225,7 +236,24 @@ impl AuthConfig {
             Method::Qr => self.qr.enabled = on,
             Method::EmailOtp => self.email_otp.enabled = on,
             Method::PhoneOtp => self.phone_otp.enabled = on,
+            Method::Upstream => self.upstream.iter_mut().for_each(|p| p.enabled = on),
         }
+    }
+
+    /// An enabled provider entry by its id.
+    pub fn upstream_provider(&self, id: &str) -> Option<&crate::authn::upstream::UpstreamProvider> {
+        self.upstream.iter().find(|p| p.enabled && p.id == id)
+    }
+
+    /// This configuration for display: provider secrets show as `"set"`, never sealed bytes.
+    pub fn redacted(&self) -> AuthConfig {
+        let mut shown = self.clone();
+        for p in &mut shown.upstream {
+            if p.client_secret_sealed.is_some() {
+                p.client_secret_sealed = Some("set".into());
+            }
+        }
+        shown
     }
 
     pub fn enabled_methods(&self) -> Vec<Method> {
@@ -244,6 +272,7 @@ impl AuthConfig {
             Method::Passkey,
             Method::EmailOtp,
             Method::PhoneOtp,
+            Method::Upstream,
         ];
         if standalone.iter().any(|m| self.enabled(*m)) {
             return Ok(());
@@ -308,6 +337,13 @@ mod tests {
         for m in Method::ALL {
             config.set_enabled(m, false);
         }
+        assert!(config.check_static().is_err());
+        config.upstream = serde_json::from_str(
+            r#"[{"id":"g","kind":"google","display_name":"Google","client_id":"c"}]"#,
+        )
+        .unwrap();
+        config.check_static().unwrap();
+        config.set_enabled(Method::Upstream, false);
         assert!(config.check_static().is_err());
         config.set_enabled(Method::Qr, true);
         assert!(config.check_static().unwrap_err().contains("QR"));

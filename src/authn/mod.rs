@@ -8,6 +8,7 @@ pub mod otp;
 pub mod passkey;
 pub mod password;
 pub mod qr;
+pub mod upstream;
 
 use crate::store::users::User;
 use crate::store::{Store, StoreResult};
@@ -75,7 +76,8 @@ impl Authentication {
 /// their organization has enabled: a password, a passkey that has not been flagged, an
 /// enrolled companion device (which approves a QR sign-in with its key), or a verified email
 /// or phone number where the organization lets one-time codes count (off by default, see
-/// [`methods::OtpSettings::counts_for_reauthentication`]).
+/// [`methods::OtpSettings::counts_for_reauthentication`]), or a linked upstream provider that
+/// the organization lets reauthenticate (`reauthenticate_upstream`).
 pub async fn can_reauthenticate(store: &Store, user: &User) -> StoreResult<bool> {
     let config = match crate::store::orgs::find(store, &user.org_id).await? {
         Some(org) => org.auth_config()?,
@@ -102,5 +104,15 @@ pub async fn can_reauthenticate(store: &Store, user: &User) -> StoreResult<bool>
     {
         return Ok(true);
     }
-    Ok(config.qr.enabled && crate::store::devices::count_for_user(store, &user.id).await? > 0)
+    if config.qr.enabled && crate::store::devices::count_for_user(store, &user.id).await? > 0 {
+        return Ok(true);
+    }
+    // A linked provider re-proves presence only where the organization sends the person back
+    // to it with `prompt=login` and `max_age=0` (README "Upstream identity providers").
+    let links = crate::store::upstream_identities::list_for_user(store, &user.id).await?;
+    Ok(links.iter().any(|link| {
+        config
+            .upstream_provider(&link.provider_id)
+            .is_some_and(|p| p.reauthenticate_upstream && p.issuer_url() == link.issuer)
+    }))
 }

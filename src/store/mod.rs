@@ -27,6 +27,7 @@ pub mod refresh_tokens;
 pub mod schema;
 pub mod sessions;
 pub mod signups;
+pub mod upstream_identities;
 pub mod users;
 
 use std::path::Path;

@@ -357,7 +357,50 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    upstream_identities (id) {
+        id -> Text,
+        org_id -> Text,
+        user_id -> Text,
+        provider_id -> Text,
+        issuer -> Text,
+        subject -> Text,
+        email -> Nullable<Text>,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    upstream_logins (state_hash) {
+        state_hash -> Text,
+        request_id -> Text,
+        org_id -> Text,
+        provider_id -> Text,
+        reauthenticate -> Bool,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    upstream_pending_links (id) {
+        id -> Text,
+        request_id -> Text,
+        org_id -> Text,
+        user_id -> Text,
+        provider_id -> Text,
+        issuer -> Text,
+        subject -> Text,
+        email -> Nullable<Text>,
+        expires_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    upstream_identities,
+    upstream_logins,
+    upstream_pending_links,
     account_codes,
     signups,
     invitations,

@@ -44,6 +44,7 @@ pub fn routes() -> Router<AppState> {
         .route("/account/password/remove", post(remove_password))
         .route("/account/email", post(start_email_change))
         .route("/account/email/confirm", post(confirm_email_change))
+        .route("/account/upstream/unlink", post(super::upstream::unlink))
 }
 
 /// Registers the account console as a public client of the default organization, with its
@@ -212,6 +213,7 @@ async fn page(
             Some("We sent a code to the new address. Type it below to finish the change.")
         }
         Some("email-changed") => Some("Your email address was changed."),
+        Some("upstream-unlinked") => Some("The provider was unlinked from your account."),
         Some("device-removed") => {
             Some("The device was removed: it can no longer approve sign-ins.")
         }
@@ -241,6 +243,7 @@ async fn page(
         passkeys_enabled: app.passkeys.is_some(),
         passkeys: passkey_views,
         companions: device_views,
+        upstream_links: super::upstream::link_views(&app, &current.user).await?,
         notice,
     }))
 }

@@ -251,6 +251,16 @@ pub(crate) async fn render_login(
             // A reauthentication is for an existing account.
             signup: context.methods.signup.mode == crate::authn::methods::SignupMode::Open
                 && !reauthenticating,
+            upstream: context
+                .methods
+                .upstream
+                .iter()
+                .filter(|p| p.enabled)
+                .map(|p| super::views::UpstreamButton {
+                    id: p.id.clone(),
+                    display_name: p.display_name.clone(),
+                })
+                .collect(),
         },
     ))
 }
@@ -448,11 +458,14 @@ pub(crate) async fn finish_sign_in(
         && context.passkeys(app)
         && app.cookies.read(headers, NUDGE_COOKIE).is_none()
         && crate::store::passkeys::count_usable_for_user(&app.store, &user.id).await? == 0;
-    let next = if offer_passkey {
-        format!("/passkeys/offer?request={}", pending.id)
-    } else {
-        format!("/authorize/resume?request={}", pending.id)
-    };
+    let next =
+        if let Some(linked) = super::upstream::complete_pending_link(app, pending, user).await? {
+            linked
+        } else if offer_passkey {
+            format!("/passkeys/offer?request={}", pending.id)
+        } else {
+            format!("/authorize/resume?request={}", pending.id)
+        };
     Ok((next, cookie))
 }
 

@@ -12,6 +12,7 @@ pub mod passkeys;
 pub mod qr;
 pub mod recovery;
 pub mod signup;
+pub mod upstream;
 pub mod views;
 
 use askama::Template;

@@ -37,6 +37,8 @@ pub struct LoginPage<'a> {
     pub code: Option<CodeStep>,
     /// The organization's sign-up is open: link to "Create an account".
     pub signup: bool,
+    /// One button per enabled upstream provider.
+    pub upstream: Vec<UpstreamButton>,
 }
 
 pub struct LoginTab {
@@ -131,6 +133,8 @@ pub struct AccountPage<'a> {
     pub passkeys: Vec<PasskeyView>,
     pub companions: Vec<CompanionView>,
     pub notice: Option<&'a str>,
+    /// Upstream providers linked to the account (README "Upstream identity providers").
+    pub upstream_links: Vec<UpstreamLinkView>,
 }
 
 pub struct PasskeyView {
@@ -236,4 +240,30 @@ pub struct RecoverPage<'a> {
     pub passkeys: bool,
     pub password: bool,
     pub error: Option<&'a str>,
+}
+
+/// The pages of an upstream sign-in that are not the provider's: failures, a link waiting for
+/// proof, a link made.
+#[derive(Template)]
+#[template(path = "upstream.html")]
+pub struct UpstreamPage<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
+    /// Back to the sign-in page of the same request.
+    pub try_again: Option<String>,
+    /// On to the application.
+    pub continue_to: Option<String>,
+}
+
+/// A sign-in button for one upstream provider.
+pub struct UpstreamButton {
+    pub id: String,
+    pub display_name: String,
+}
+
+pub struct UpstreamLinkView {
+    pub id: String,
+    pub provider: String,
+    pub email: String,
+    pub created: String,
 }

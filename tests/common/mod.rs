@@ -8,6 +8,7 @@ pub mod backchannel;
 pub mod otp;
 pub mod passkey;
 pub mod process;
+pub mod upstream;
 
 use std::collections::HashMap;
 
