@@ -212,6 +212,7 @@ pub async fn run_admin(config: &Config, command: Command) -> Result<serde_json::
         Command::Serve | Command::Device(_) => unreachable!("handled by main"),
         Command::Migrate => Ok(json!({ "migrated": true, "backend": store.backend_name() })),
         Command::Client(c) => client(&store, c).await,
+        Command::User(UserCommand::Delete { id }) => delete_user(config, &id).await,
         Command::User(c) => user(&store, c).await,
         Command::Keys(c) => keys(config, &store, c).await,
         Command::Org(c) => org(config, &store, c).await.map_err(|e| e.to_string()),
@@ -340,15 +341,7 @@ async fn user(store: &Store, command: UserCommand) -> Result<serde_json::Value, 
                     .collect::<Vec<_>>()
             ))
         }
-        UserCommand::Delete { id } => {
-            if !store::users::delete(store, &id)
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                return Err(format!("no user {id}"));
-            }
-            Ok(json!({ "deleted": id }))
-        }
+        UserCommand::Delete { .. } => unreachable!("handled by run_admin"),
         UserCommand::SetRole { id, role } => {
             let user = store::users::find(store, &id)
                 .await
@@ -360,6 +353,24 @@ async fn user(store: &Store, command: UserCommand) -> Result<serde_json::Value, 
             Ok(json!({ "id": id, "role": role }))
         }
     }
+}
+
+/// Deletes the way the server does (`account::deletion`: one transaction, the audit record,
+/// back-channel logout), and waits for the logout tokens to be delivered before exiting.
+async fn delete_user(config: &Config, id: &str) -> Result<serde_json::Value, String> {
+    let app = crate::app::build(config.clone()).await?;
+    let deleted = crate::account::deletion::delete_user(
+        &app,
+        id,
+        crate::account::deletion::DeletedBy::Admin(&Actor::cli()),
+    )
+    .await
+    .map_err(|e| e.to_string())?
+    .ok_or_else(|| format!("no user {id}"))?;
+    for delivery in deleted.deliveries {
+        let _ = delivery.await;
+    }
+    Ok(json!({ "deleted": id }))
 }
 
 async fn org_by_slug(store: &Store, slug: &str) -> Result<orgs::Organization, AdminError> {
