@@ -30,6 +30,12 @@ pub enum DeletedBy<'a> {
     Admin(&'a Actor),
 }
 
+pub struct Deleted {
+    pub erased: Erased,
+    /// The back-channel logout deliveries under way (dropping them lets them run on).
+    pub deliveries: Vec<tokio::task::JoinHandle<()>>,
+}
+
 /// Deletes the user and everything that is theirs (see [`users::erase`]), notifies the
 /// relying parties of every session whose end they have not heard of yet, and records
 /// `user.delete` in the audit log. `None` when there is no such user.
@@ -37,7 +43,7 @@ pub async fn delete_user(
     app: &AppState,
     user_id: &str,
     by: DeletedBy<'_>,
-) -> StoreResult<Option<Erased>> {
+) -> StoreResult<Option<Deleted>> {
     let Some(user) = users::find(&app.store, user_id).await? else {
         return Ok(None);
     };
@@ -52,8 +58,15 @@ pub async fn delete_user(
         // Deleted concurrently: the other call notifies and records.
         return Ok(None);
     }
+    let mut deliveries = Vec::new();
     for (sid, clients) in notify {
-        logout::notify_clients(app, clients, &user.id, &sid, Cause::UserDeleted);
+        deliveries.extend(logout::notify_clients(
+            app,
+            clients,
+            &user.id,
+            &sid,
+            Cause::UserDeleted,
+        ));
     }
     let (actor, ip) = match by {
         DeletedBy::TheUser { ip } => (format!("user:{}", user.id), ip),
@@ -73,5 +86,5 @@ pub async fn delete_user(
     )
     .await?;
     tracing::info!(user_id = %user.id, "account deleted");
-    Ok(Some(erased))
+    Ok(Some(Deleted { erased, deliveries }))
 }

@@ -239,6 +239,7 @@ pub async fn run_admin(config: &Config, command: Command) -> Result<serde_json::
         Command::User(UserCommand::Invite { email, org }) => {
             invite(config, &store, &email, &org).await
         }
+        Command::User(UserCommand::Delete { id }) => delete_user(config, &id).await,
         Command::User(c) => user(&store, c).await,
         Command::Keys(c) => keys(config, &store, c).await,
         Command::Org(c) => org(config, &store, c).await.map_err(|e| e.to_string()),
@@ -398,15 +399,7 @@ async fn user(store: &Store, command: UserCommand) -> Result<serde_json::Value, 
                     .collect::<Vec<_>>()
             ))
         }
-        UserCommand::Delete { id } => {
-            if !store::users::delete(store, &id)
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                return Err(format!("no user {id}"));
-            }
-            Ok(json!({ "deleted": id }))
-        }
+        UserCommand::Delete { .. } => unreachable!("handled by run_admin"),
         UserCommand::Recover { .. } => {
             unreachable!("needs the configuration: handled in run_admin")
         }
@@ -459,6 +452,24 @@ async fn recover(
     Ok(
         json!({ "id": user.id, "sent_to": message.to, "expires_in": crate::account::recovery::TTL_SECS }),
     )
+}
+
+/// Deletes the way the server does (`account::deletion`: one transaction, the audit record,
+/// back-channel logout), and waits for the logout tokens to be delivered before exiting.
+async fn delete_user(config: &Config, id: &str) -> Result<serde_json::Value, String> {
+    let app = crate::app::build(config.clone()).await?;
+    let deleted = crate::account::deletion::delete_user(
+        &app,
+        id,
+        crate::account::deletion::DeletedBy::Admin(&Actor::cli()),
+    )
+    .await
+    .map_err(|e| e.to_string())?
+    .ok_or_else(|| format!("no user {id}"))?;
+    for delivery in deleted.deliveries {
+        let _ = delivery.await;
+    }
+    Ok(json!({ "deleted": id }))
 }
 
 async fn org_by_slug(store: &Store, slug: &str) -> Result<orgs::Organization, AdminError> {

@@ -187,25 +187,28 @@ async fn notify_once(
 }
 
 /// Sends a logout token for (`sub`, `sid`) to each client that registered a back-channel
-/// logout URI, in the background: delivery never blocks the person signing out.
+/// logout URI, in the background: delivery never blocks the person signing out. The handles
+/// let a short-lived process (the CLI) wait for the deliveries before it exits.
 pub(crate) fn notify_clients(
     app: &AppState,
     clients: Vec<Client>,
     sub: &str,
     sid: &str,
     cause: Cause,
-) {
-    for client in clients {
-        if client.backchannel_logout_uri.is_some() {
+) -> Vec<tokio::task::JoinHandle<()>> {
+    clients
+        .into_iter()
+        .filter(|c| c.backchannel_logout_uri.is_some())
+        .map(|client| {
             tokio::spawn(deliver(
                 app.clone(),
                 client,
                 sub.to_owned(),
                 sid.to_owned(),
                 cause,
-            ));
-        }
-    }
+            ))
+        })
+        .collect()
 }
 
 /// POSTs a logout token, retrying with backoff. Each attempt is bounded by the outbound

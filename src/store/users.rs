@@ -89,7 +89,8 @@ pub async fn list(store: &Store, org_id: &str) -> StoreResult<Vec<User>> {
     })
 }
 
-/// Returns whether a user was deleted. Sessions and grants go with it (ON DELETE CASCADE).
+/// Deletes the row alone (the conformance runner's clean-up); accounts are deleted with
+/// everything that is theirs through [`erase`].
 pub async fn delete(store: &Store, id: &str) -> StoreResult<bool> {
     with_conn!(store, |conn| {
         let n = diesel::delete(users::table.find(id)).execute(conn).await?;

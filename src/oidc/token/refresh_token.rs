@@ -106,13 +106,15 @@ async fn reused(app: &AppState, grant: &grants::GrantRow, now: i64) -> Error {
     // a logout token to name.
     if revoked_now && let (Some(sub), Some(sid)) = (&grant.user_id, &grant.session_id) {
         match clients::find(&app.store, &grant.client_id).await {
-            Ok(Some(client)) => logout::notify_clients(
-                app,
-                vec![client],
-                sub,
-                sid,
-                logout::Cause::RefreshTokenReuse,
-            ),
+            Ok(Some(client)) => {
+                logout::notify_clients(
+                    app,
+                    vec![client],
+                    sub,
+                    sid,
+                    logout::Cause::RefreshTokenReuse,
+                );
+            }
             Ok(None) => {}
             Err(e) => return e.into(),
         }
