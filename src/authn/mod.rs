@@ -29,6 +29,10 @@ pub const RECENT_AUTH_SECS: i64 = 300;
 pub struct Authentication {
     pub amr: Vec<String>,
     pub acr: &'static str,
+    /// When presence was proven, if another party vouches for an earlier moment than now: an
+    /// upstream provider's `auth_time` after a forwarded reauthentication (README "Upstream
+    /// identity providers"). `None`: the sign-in happening now is the proof.
+    pub at: Option<i64>,
 }
 
 impl Authentication {
@@ -37,6 +41,7 @@ impl Authentication {
         Authentication {
             amr: vec!["pwd".into()],
             acr: ACR_SINGLE_FACTOR,
+            at: None,
         }
     }
 
@@ -49,11 +54,13 @@ impl Authentication {
             Authentication {
                 amr: vec![key.into(), "user".into(), "mfa".into()],
                 acr: ACR_PHISHING_RESISTANT_MFA,
+                at: None,
             }
         } else {
             Authentication {
                 amr: vec![key.into()],
                 acr: ACR_SINGLE_FACTOR,
+                at: None,
             }
         }
     }
@@ -68,6 +75,7 @@ impl Authentication {
         Authentication {
             amr: vec!["otp".into(), channel.as_str().into()],
             acr: ACR_SINGLE_FACTOR,
+            at: None,
         }
     }
 }

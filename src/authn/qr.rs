@@ -541,6 +541,7 @@ pub async fn redeem(
         Authentication {
             amr,
             acr: super::ACR_SINGLE_FACTOR,
+            at: None,
         },
     ))
 }

@@ -371,6 +371,7 @@ impl Verified {
         Authentication {
             amr,
             acr: ACR_SINGLE_FACTOR,
+            at: self.auth_time,
         }
     }
 }
@@ -465,7 +466,9 @@ pub async fn finish(
             .auth_method_refs()
             .map(|v| v.iter().map(|a| a.to_string()).collect())
             .unwrap_or_default(),
-        auth_time,
+        // Only a forwarded reauthentication vouches for a moment (checked fresh above): the
+        // session's `auth_time` is then the provider's. Otherwise the sign-in here is the event.
+        auth_time: if reauthenticate { auth_time } else { None },
     };
     if verified.email.is_none() {
         let userinfo_client = client(metadata);

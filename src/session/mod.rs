@@ -57,6 +57,7 @@ pub async fn establish(
     ip: Option<String>,
 ) -> StoreResult<(SessionRow, HeaderValue)> {
     let now = store::now();
+    let auth_time = authentication.at.map_or(now, |t| t.min(now));
     let secret = random_secret();
     let secret_hash = digest(&secret);
     let amr = encode_list(&authentication.amr);
@@ -67,7 +68,7 @@ pub async fn establish(
                 &app.store,
                 &prev.id,
                 &secret_hash,
-                now,
+                auth_time,
                 &amr,
                 authentication.acr,
                 expires,
@@ -75,7 +76,7 @@ pub async fn establish(
             .await?;
             SessionRow {
                 secret_hash,
-                auth_time: now,
+                auth_time,
                 amr,
                 acr: authentication.acr.to_owned(),
                 last_seen_at: now,
@@ -92,7 +93,7 @@ pub async fn establish(
                 secret_hash,
                 user_id: user.id.clone(),
                 org_id: user.org_id.clone(),
-                auth_time: now,
+                auth_time,
                 amr,
                 acr: authentication.acr.to_owned(),
                 created_at: now,
