@@ -30,8 +30,9 @@ const METADATA_TTL: Duration = Duration::from_secs(15 * 60);
 pub const LOGIN_TTL_SECS: i64 = 10 * 60;
 /// A link waiting for the account holder's proof lasts this long.
 pub const PENDING_LINK_TTL_SECS: i64 = 10 * 60;
-/// With `reauthenticate_upstream`, the provider's `auth_time` may be at most this old.
-const REAUTH_FRESH_SECS: i64 = 120;
+/// With `reauthenticate_upstream`, the provider's `auth_time` may precede the relying party's
+/// request by at most this much: the two clocks are not the same clock.
+const CLOCK_SKEW_SECS: i64 = 30;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -389,7 +390,8 @@ pub async fn finish(
     redirect_uri: &str,
     state: &str,
     code: &str,
-    reauthenticate: bool,
+    // The relying party's request time when it asked for a fresh sign-in that was forwarded.
+    reauthenticated_since: Option<i64>,
 ) -> Result<Verified, Failure> {
     let issuer = provider.issuer_url();
     let secret = open_secret(secrets, org_id, provider)?;
@@ -445,14 +447,20 @@ pub async fn finish(
         }
     };
     let auth_time = claims.auth_time().map(|t| t.timestamp());
-    if reauthenticate {
-        let fresh = auth_time.is_some_and(|t| crate::store::now() - t <= REAUTH_FRESH_SECS);
-        if !fresh {
-            return Err(Failure::NotReauthenticated(
-                "the ID token's auth_time is missing or older than the request".into(),
-            ));
-        }
-    }
+    // OIDC Core §3.1.2.1 (`prompt=login`, `max_age`): the person must have signed in at the
+    // provider after the relying party asked. Within the clock skew, the request's own time
+    // stands in, so `prompt=login` accepts the session it produces.
+    let reauthenticated_at = match reauthenticated_since {
+        None => None,
+        Some(since) => match auth_time {
+            Some(t) if t >= since - CLOCK_SKEW_SECS => Some(t.max(since)),
+            _ => {
+                return Err(Failure::NotReauthenticated(
+                    "the ID token's auth_time is missing or older than the request".into(),
+                ));
+            }
+        },
+    };
     let mut verified = Verified {
         issuer: claims.issuer().to_string(),
         subject: claims.subject().to_string(),
@@ -466,9 +474,9 @@ pub async fn finish(
             .auth_method_refs()
             .map(|v| v.iter().map(|a| a.to_string()).collect())
             .unwrap_or_default(),
-        // Only a forwarded reauthentication vouches for a moment (checked fresh above): the
-        // session's `auth_time` is then the provider's. Otherwise the sign-in here is the event.
-        auth_time: if reauthenticate { auth_time } else { None },
+        // Only a forwarded reauthentication vouches for a moment (checked above): the session's
+        // `auth_time` is then the provider's. Otherwise the sign-in here is the event.
+        auth_time: reauthenticated_at,
     };
     if verified.email.is_none() {
         let userinfo_client = client(metadata);

@@ -250,7 +250,7 @@ async fn callback(
         &callback_url(&app),
         state,
         code,
-        login.reauthenticate,
+        login.reauthenticate.then_some(context.pending.created_at),
     )
     .await;
     let verified = match verified {
