@@ -464,7 +464,7 @@ async fn codes_have_a_try_limit_sends_are_throttled_and_an_unverified_signup_goe
     // Another browser cannot use this browser's sign-up, even with the right code.
     let other = Browser::new(&server.url);
     let (status, _) = verify(&other, &code_page, &code).await;
-    assert!(status >= 400 && status < 500, "{status}");
+    assert!((400..500).contains(&status), "{status}");
 
     // Five wrong codes end the sign-up: the right one is refused after that.
     let mut current = code_page.clone();

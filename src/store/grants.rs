@@ -65,7 +65,7 @@ pub async fn revoke_or_preempt(store: &Store, row: &GrantRow, now: i64) -> Store
         let live = grants::table
             .find(&row.id)
             .filter(grants::revoked_at.is_null());
-        let revoked = diesel::update(live.clone())
+        let revoked = diesel::update(live)
             .set(grants::revoked_at.eq(Some(now)))
             .execute(conn)
             .await?;

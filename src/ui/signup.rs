@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use webauthn_rs::prelude::RegisterPublicKeyCredential;
 
 use super::interaction::{SignInContext, finish_sign_in};
+use super::passkeys::read;
 use crate::account::signup::{self, Credential, Failure};
 use crate::app::{App, AppState};
 use crate::authn::methods::SignupMode;
@@ -454,16 +455,6 @@ fn refused(status: StatusCode, message: &str) -> Response {
         Json(json!({ "error": "signup_refused", "message": message })),
     )
         .into_response()
-}
-
-fn read<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
-    body.map(|Json(b)| b).map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            refused(StatusCode::PAYLOAD_TOO_LARGE, "The request is too large.")
-        } else {
-            refused(StatusCode::BAD_REQUEST, "The request could not be read.")
-        }
-    })
 }
 
 #[derive(Deserialize)]
