@@ -1,6 +1,6 @@
 //! The admin console at `/admin`: server-rendered pages where an organization's admins (users
-//! whose role is `admin`) choose its sign-in methods and branding, manage its clients and
-//! users, and read its audit log.
+//! whose role is `admin`) choose its sign-in methods and branding, manage its clients,
+//! upstream sign-in providers and users, and read its audit log.
 //!
 //! Like the account page, the console signs people in through Tessera itself. Sessions
 //! belong to one organization and a client only accepts sessions of its own, so each
@@ -21,10 +21,12 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::account::when;
+use crate::admin::upstream::{self, ProviderInput};
 use crate::admin::{Actor, AdminError};
 use crate::admin::{clients, users};
 use crate::app::{App, AppState};
 use crate::authn::methods::{AuthConfig, Method, SignupMode};
+use crate::authn::upstream::Kind;
 use crate::error::{Error, PageError};
 use crate::http::params::Params;
 use crate::oidc::authorize::response::redirect;
@@ -48,6 +50,8 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/branding", post(save_branding))
         .route("/admin/clients", get(clients_page).post(create_client))
         .route("/admin/clients/delete", post(delete_client))
+        .route("/admin/providers", get(providers_page).post(save_provider))
+        .route("/admin/providers/delete", post(delete_provider))
         .route("/admin/users", get(users_page).post(create_user))
         .route("/admin/users/invite", post(invite_user))
         .route("/admin/users/disable", post(disable_user))
@@ -305,6 +309,8 @@ fn notice_text(key: Option<&str>) -> Option<&'static str> {
         "methods-saved" => Some("Sign-in methods saved."),
         "branding-saved" => Some("Branding saved."),
         "client-deleted" => Some("The client was deleted."),
+        "provider-saved" => Some("The sign-in provider was saved."),
+        "provider-deleted" => Some("The sign-in provider was deleted."),
         "user-created" => Some("The user was created."),
         "invitation-sent" => Some("The invitation was sent. Its link works once, for 7 days."),
         "user-updated" => Some("The user was updated."),
@@ -617,6 +623,204 @@ async fn delete_client(
         .await
         .map_err(refused)?;
     Ok(redirect("/admin/clients?notice=client-deleted"))
+}
+
+// ---- Upstream sign-in providers ----------------------------------------------------------
+
+pub struct ProviderView {
+    pub id: String,
+    pub kind: &'static str,
+    pub display_name: String,
+    pub issuer: String,
+    pub client_id: String,
+    pub scopes: String,
+    pub secret_set: bool,
+    pub enabled: bool,
+    pub trusted_for_email: bool,
+    pub create_accounts: bool,
+    pub reauthenticate_upstream: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin/providers.html")]
+pub struct ProvidersPage<'a> {
+    pub org_name: &'a str,
+    pub admin_email: &'a str,
+    pub csrf: &'a str,
+    pub section: &'a str,
+    pub providers: Vec<ProviderView>,
+    pub error: Option<&'a str>,
+    pub notice: Option<&'a str>,
+}
+
+fn kind_key(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Google => "google",
+        Kind::Auth0 => "auth0",
+        Kind::Oidc => "oidc",
+    }
+}
+
+async fn render_providers(
+    app: &App,
+    admin: &Admin,
+    status: StatusCode,
+    error: Option<&str>,
+    notice: Option<&str>,
+) -> Result<Response, Error> {
+    let providers = upstream::list(&app.store, &admin.actor, &admin.org.id)
+        .await
+        .map_err(refused)?
+        .into_iter()
+        .map(|p| ProviderView {
+            kind: kind_key(p.kind),
+            scopes: p.scopes.join(" "),
+            secret_set: p.client_secret_sealed.is_some(),
+            id: p.id,
+            display_name: p.display_name,
+            issuer: p.issuer,
+            client_id: p.client_id,
+            enabled: p.enabled,
+            trusted_for_email: p.trusted_for_email,
+            create_accounts: p.create_accounts,
+            reauthenticate_upstream: p.reauthenticate_upstream,
+        })
+        .collect();
+    Ok(super::render_status(
+        status,
+        &ProvidersPage {
+            org_name: &admin.org.name,
+            admin_email: &admin.user.email,
+            csrf: &admin.csrf,
+            section: "providers",
+            providers,
+            error,
+            notice,
+        },
+    ))
+}
+
+async fn providers_page(
+    State(app): State<AppState>,
+    ConnectInfo(ip): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<NoticeQuery>,
+) -> Result<Response, PageError> {
+    let Some(admin) = current_admin(&app, &headers, ip).await? else {
+        return Ok(redirect("/admin/login"));
+    };
+    Ok(render_providers(
+        &app,
+        &admin,
+        StatusCode::OK,
+        None,
+        notice_text(q.notice.as_deref()),
+    )
+    .await?)
+}
+
+/// The provider a form describes. The secret field left empty keeps the stored secret (a
+/// browser cannot show it back); `remove_secret` makes the provider a public client.
+fn provider_from_form(params: &Params) -> Result<ProviderInput, String> {
+    let on = |name: &str| params.get(name).is_some();
+    let kind = match params.get("kind").unwrap_or("") {
+        "google" => Kind::Google,
+        "auth0" => Kind::Auth0,
+        "oidc" => Kind::Oidc,
+        _ => return Err("choose the kind of provider: google, auth0 or oidc".into()),
+    };
+    let client_secret = match params.get("client_secret").unwrap_or("") {
+        _ if on("remove_secret") => Some(String::new()),
+        "" => None,
+        secret => Some(secret.to_owned()),
+    };
+    let scopes: Vec<String> = params
+        .get("scopes")
+        .unwrap_or("")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    Ok(ProviderInput {
+        kind,
+        display_name: params.get("display_name").unwrap_or("").to_owned(),
+        issuer: params.get("issuer").unwrap_or("").to_owned(),
+        client_id: params.get("client_id").unwrap_or("").to_owned(),
+        client_secret,
+        scopes: if scopes.is_empty() {
+            crate::authn::upstream::default_scopes()
+        } else {
+            scopes
+        },
+        trusted_for_email: on("trusted_for_email"),
+        enabled: on("enabled"),
+        create_accounts: on("create_accounts"),
+        reauthenticate_upstream: on("reauthenticate_upstream"),
+    })
+}
+
+/// Adds (`new` sent) or edits provider `id`, through the same call as the admin API.
+async fn save_provider(
+    State(app): State<AppState>,
+    ConnectInfo(ip): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (admin, params) = checked(&app, &headers, ip, &body).await?;
+    let id = params.get("id").unwrap_or("").trim();
+    let adding = params.get("new").is_some();
+    let exists = upstream::list(&app.store, &admin.actor, &admin.org.id)
+        .await
+        .map_err(refused)?
+        .iter()
+        .any(|p| p.id == id);
+    let outcome = match provider_from_form(&params) {
+        // Adding never replaces a provider silently, and editing never creates one.
+        _ if adding && exists => Err(AdminError::Conflict(format!(
+            "there is already a provider with the id {id:?}"
+        ))),
+        _ if !adding && !exists => Err(AdminError::NotFound("no such provider".into())),
+        Err(message) => Err(AdminError::Invalid(message)),
+        Ok(input) => upstream::put(
+            &app.store,
+            &admin.actor,
+            &crate::authn::upstream::secret_key(&app.instance_key),
+            &admin.org.id,
+            id,
+            input,
+            app.passkeys.is_some(),
+        )
+        .await
+        .map(drop),
+    };
+    match outcome {
+        Ok(()) => Ok(redirect("/admin/providers?notice=provider-saved")),
+        Err(AdminError::Invalid(message) | AdminError::Conflict(message)) => {
+            Ok(
+                render_providers(&app, &admin, StatusCode::BAD_REQUEST, Some(&message), None)
+                    .await?,
+            )
+        }
+        Err(e) => Err(refused(e).into()),
+    }
+}
+
+async fn delete_provider(
+    State(app): State<AppState>,
+    ConnectInfo(ip): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (admin, params) = checked(&app, &headers, ip, &body).await?;
+    upstream::delete(
+        &app.store,
+        &admin.actor,
+        &admin.org.id,
+        params.get("id").unwrap_or(""),
+        app.passkeys.is_some(),
+    )
+    .await
+    .map_err(refused)?;
+    Ok(redirect("/admin/providers?notice=provider-deleted"))
 }
 
 // ---- Users -------------------------------------------------------------------------------

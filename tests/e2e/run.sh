@@ -122,6 +122,6 @@ status=0
 (cd "$E2E_DIR" && TESSERA_URL="$BASE_URL" CHROMIUM_PATH="$CHROMIUM" \
   PASSKEY_EMAIL="$PASSKEY_EMAIL" PASSKEY_PASSWORD="$PASSKEY_PASSWORD" \
   RECOVERY_EMAIL="$RECOVERY_EMAIL" RECOVERY_PASSWORD="$RECOVERY_PASSWORD" \
-  node --test --test-concurrency=1 signin.test.mjs passkeys.test.mjs qr.test.mjs admin.test.mjs recovery.test.mjs signup.test.mjs) || status=$?
+  node --test --test-concurrency=1 signin.test.mjs passkeys.test.mjs qr.test.mjs admin.test.mjs recovery.test.mjs signup.test.mjs upstream.test.mjs) || status=$?
 cp "$SERVER_LOG" "$ARTIFACTS/server.log" 2>/dev/null || true
 exit "$status"
