@@ -2,7 +2,8 @@
 // in the console; a new browser with Chromium's DevTools virtual authenticator starts a sign-in
 // at the demo app, chooses "Create an account", proves its address with the code from the demo
 // outbox, and creates the account with a passkey only. It lands back in the demo app signed in,
-// the account holds no password, and the passkey alone signs it in again. The console's sign-up
+// the account holds no password, and the passkey alone signs it in again. Then the device is
+// lost: the same account recovers by an emailed code and registers a new passkey. The console's sign-up
 // mode is put back afterwards so the suites after this one find the server as it was.
 // Run through tests/e2e/run.sh (it sets TESSERA_URL and CHROMIUM_PATH).
 import { test, before, after } from 'node:test';
@@ -71,13 +72,14 @@ async function saveSignupMode(page, mode) {
 }
 
 /** The 6-digit code in the newest outbox message to `to`, polled until it arrives. */
-async function outboxCode(context, to) {
+async function outboxCode(context, to, marker = '') {
   const outbox = await context.newPage();
   try {
     for (let i = 0; i < 50; i++) {
       await outbox.goto(`${BASE_URL}/demo/outbox`);
       const bodies = await outbox.locator(`article[data-to="${to}"] .outbox-body`).allTextContents();
-      const code = bodies.length ? /\b(\d{6})\b/.exec(bodies[0])?.[1] : undefined;
+      const body = bodies.find((b) => b.includes(marker));
+      const code = body ? /\b(\d{6})\b/.exec(body)?.[1] : undefined;
       if (code) return code;
       await outbox.waitForTimeout(100);
     }
@@ -133,6 +135,7 @@ test('sign up with a passkey only, land in the app, and sign in again with the p
     await shot(page, '50-signup-email.png');
     await page.locator('#signup-email-form button[type="submit"]').click();
     await page.locator('#signup-verify-form').waitFor();
+    const signupCodeSentAt = Date.now();
     const code = await outboxCode(context, email);
     await page.locator('#signup-code').fill(code);
     await shot(page, '50-signup-code.png');
@@ -210,6 +213,59 @@ test('sign up with a passkey only, land in the app, and sign in again with the p
       await shot(otherPage, '50-signup-no-password.png');
     } finally {
       await other.close();
+    }
+
+    // 9. The same user loses the device: a new browser with an empty authenticator follows
+    //    "Forgot your password or lost your passkey?" from the demo app's sign-in, proves the
+    //    address with the emailed recovery code and registers a new passkey. It lands in the
+    //    app as the same account, and the first browser's session is over.
+    const lost = await newContext();
+    try {
+      const recovering = await lost.newPage();
+      const lostCdp = await lost.newCDPSession(recovering);
+      await lostCdp.send('WebAuthn.enable');
+      const replacement = await lostCdp.send('WebAuthn.addVirtualAuthenticator', {
+        options: {
+          protocol: 'ctap2',
+          transport: 'internal',
+          hasResidentKey: true,
+          hasUserVerification: true,
+          isUserVerified: true,
+          automaticPresenceSimulation: true,
+        },
+      });
+      await recovering.goto(`${BASE_URL}/demo`);
+      await recovering.locator('#demo-sign-in').click();
+      await recovering.waitForURL((u) => pathOf(u) === '/login');
+      await recovering.locator('#forgot').click();
+      await recovering.waitForURL((u) => pathOf(u) === '/recover');
+      await recovering.locator('#recover-email').fill(email);
+      // Every code to one mailbox shares one budget: at most one per 30 s per address
+      // (rate_limits.otp_send_per_address), and the sign-up code went out moments ago.
+      await recovering.waitForTimeout(Math.max(0, signupCodeSentAt + 31_000 - Date.now()));
+      await recovering.locator('#recover-form button[type="submit"]').click();
+      await recovering.locator('#recover-code-form').waitFor();
+      const recoveryCode = await outboxCode(lost, email, 'account recovery code');
+      await recovering.locator('#recover-code').fill(recoveryCode);
+      await recovering.locator('#recover-code-form button[type="submit"]').click();
+      await recovering.waitForURL((u) => pathOf(u) === '/recover/new');
+      assert.equal(await recovering.locator('#recover-account').textContent(), email);
+      await recovering.locator('#passkey-name').fill('Replacement phone');
+      await shot(recovering, '50-signup-recovery-new-passkey.png');
+      await recovering.locator('#passkey-add').click();
+      await recovering.waitForURL((u) => pathOf(u) === '/demo');
+      await recovering.locator('#highlights').waitFor();
+      const recovered = await claimsOf(recovering);
+      assert.equal(recovered.sub, claims.sub, 'the recovered account is the one that signed up');
+      const { credentials: fresh } = await lostCdp.send('WebAuthn.getCredentials', {
+        authenticatorId: replacement.authenticatorId,
+      });
+      assert.equal(fresh.length, 1, 'the new authenticator holds the new passkey');
+      await shot(recovering, '50-signup-recovered.png');
+      await page.goto(`${BASE_URL}/account`);
+      await page.waitForURL((u) => pathOf(u) === '/login');
+    } finally {
+      await lost.close();
     }
   } catch (error) {
     await shot(page, 'failed-signup.png').catch(() => {});
