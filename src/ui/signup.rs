@@ -482,7 +482,14 @@ async fn passkey_options(
     let row = verified(&app, &context, &body.signup)
         .await
         .map_err(IntoResponse::into_response)?;
-    match signup::start_passkey(&app, &row.id, &row.webauthn_handle, &row.email).await {
+    registration_options(
+        signup::start_passkey(&app, &row.id, &row.webauthn_handle, &row.email).await,
+    )
+}
+
+/// The registration options for the page's script, whoever the passkey is for.
+fn registration_options(started: Result<(String, Value), Failure>) -> Result<Response, Response> {
+    match started {
         Ok((ceremony, options)) => {
             Ok(Json(json!({ "ceremony": ceremony, "options": options })).into_response())
         }
@@ -492,6 +499,16 @@ async fn passkey_options(
             "The passkey could not be started. Try again.",
         )),
     }
+}
+
+/// The authenticator's answer as the page's script posted it.
+fn registration(credential: Value) -> Result<RegisterPublicKeyCredential, Response> {
+    serde_json::from_value(credential).map_err(|_| {
+        refused(
+            StatusCode::BAD_REQUEST,
+            "The passkey response could not be read.",
+        )
+    })
 }
 
 #[derive(Deserialize)]
@@ -516,13 +533,7 @@ async fn passkey_finish(
     let row = verified(&app, &context, &body.signup)
         .await
         .map_err(IntoResponse::into_response)?;
-    let credential = serde_json::from_value::<RegisterPublicKeyCredential>(body.credential)
-        .map_err(|_| {
-            refused(
-                StatusCode::BAD_REQUEST,
-                "The passkey response could not be read.",
-            )
-        })?;
+    let credential = registration(body.credential)?;
     let ip = crate::http::client_ip(&connect);
     let credential = Credential::Passkey {
         ceremony: &body.ceremony,
@@ -717,23 +728,15 @@ async fn invitation_passkey_options(
     let (invitation, _) = live_invitation(&app, &body.invitation)
         .await
         .map_err(IntoResponse::into_response)?;
-    match signup::start_passkey(
-        &app,
-        &invitation.id,
-        &invitation.webauthn_handle,
-        &invitation.email,
+    registration_options(
+        signup::start_passkey(
+            &app,
+            &invitation.id,
+            &invitation.webauthn_handle,
+            &invitation.email,
+        )
+        .await,
     )
-    .await
-    {
-        Ok((ceremony, options)) => {
-            Ok(Json(json!({ "ceremony": ceremony, "options": options })).into_response())
-        }
-        Err(Failure::Store(e)) => Err(Error::from(e).into_response()),
-        Err(_) => Err(refused(
-            StatusCode::BAD_REQUEST,
-            "The passkey could not be started. Try again.",
-        )),
-    }
 }
 
 #[derive(Deserialize)]
@@ -750,13 +753,7 @@ async fn invitation_passkey_finish(
     body: Result<Json<InvitationPasskeyFinish>, JsonRejection>,
 ) -> Result<Response, Response> {
     let body = read(body)?;
-    let credential = serde_json::from_value::<RegisterPublicKeyCredential>(body.credential)
-        .map_err(|_| {
-            refused(
-                StatusCode::BAD_REQUEST,
-                "The passkey response could not be read.",
-            )
-        })?;
+    let credential = registration(body.credential)?;
     let ip = crate::http::client_ip(&connect);
     let credential = Credential::Passkey {
         ceremony: &body.ceremony,
