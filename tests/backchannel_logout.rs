@@ -242,10 +242,15 @@ async fn idle_expiry_is_found_by_the_sweeper_and_notified_once() {
         c.sessions.sweep_interval_secs = 1;
     };
     let s = setup_with("idle@example.com", quick).await;
+    // Replicas behind one load balancer share one issuer; whichever sweeps signs for it.
+    let issuer = s.server.issuer();
     let replica = TestServer::start_on(
         s.server.database_url.clone(),
         tempfile::tempdir().unwrap(),
-        quick,
+        |c| {
+            quick(c);
+            c.issuer = issuer;
+        },
     )
     .await;
     s.assert_notified(1, &s.sid(), "idle_expiry").await;
