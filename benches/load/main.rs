@@ -1851,6 +1851,38 @@ async fn phase_sqlite_concurrency(
     })
 }
 
+/// `LOAD_MODE=token`: Tessera alone (opaque access tokens), the refresh grant and the code
+/// exchange for `LOAD_ROUNDS` rounds, printed only. For working on the token endpoint (attach a
+/// profiler to the printed pid); the full run above is what the README reports.
+async fn run_token_only(s: Settings) -> R<()> {
+    let bin = server_binary();
+    let signing_rate = tokio::task::spawn_blocking(single_thread_signing_rate)
+        .await
+        .ctx("signing-rate task")??;
+    eprintln!("load: one thread signs {signing_rate:.0} RS256/s");
+    let server = start_server(
+        &bin,
+        &[("TESSERA_ACCESS_TOKEN_FORMAT", "opaque".to_owned())],
+    )
+    .await?;
+    eprintln!("load: Tessera pid {} at {}", server.pid, server.base);
+    let (target, _) = tessera_target(&server).await?;
+    for round in 0..env_num("LOAD_ROUNDS", 3)? {
+        eprintln!("load: round {}", round + 1);
+        let (r, _) = phase_refresh(&target, &s, target.pid).await?;
+        announce("tessera", &r);
+        eprintln!(
+            "    cores: server {:.2}, load generator {:.2}, other {:.2}",
+            r.cpu_server_cores, r.cpu_loadgen_cores, r.cpu_other_cores
+        );
+        settle().await;
+        let r = phase_code_exchange(&target, &s, target.pid).await?;
+        announce("tessera", &r);
+        settle().await;
+    }
+    Ok(())
+}
+
 async fn run(s: Settings) -> R<Report> {
     // Read now, close to the build: others may commit while the phases run.
     let git_commit = git_commit();
@@ -2144,11 +2176,21 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let soak = std::env::var("LOAD_MODE").is_ok_and(|m| m == "soak");
+    let mode = std::env::var("LOAD_MODE").unwrap_or_default();
+    let soak = mode == "soak";
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
+    if mode == "token" {
+        let outcome = runtime.block_on(run_token_only(settings));
+        runtime.shutdown_timeout(Duration::from_secs(1));
+        if let Err(e) = outcome {
+            eprintln!("load: FAILED: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let outcome = runtime.block_on(async {
         let work = async {
             if soak {

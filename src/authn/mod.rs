@@ -87,7 +87,18 @@ impl Authentication {
 /// [`methods::OtpSettings::counts_for_reauthentication`]), or a linked upstream provider that
 /// the organization lets reauthenticate (`reauthenticate_upstream`).
 pub async fn can_reauthenticate(store: &Store, user: &User) -> StoreResult<bool> {
-    let config = match crate::store::orgs::find(store, &user.org_id).await? {
+    let org = crate::store::orgs::find(store, &user.org_id).await?;
+    can_reauthenticate_in(store, user, org.as_ref()).await
+}
+
+/// [`can_reauthenticate`] with the user's organization already in hand (the token endpoint
+/// reads it in the same statement as the grant).
+pub async fn can_reauthenticate_in(
+    store: &Store,
+    user: &User,
+    org: Option<&crate::store::orgs::Organization>,
+) -> StoreResult<bool> {
+    let config = match org {
         Some(org) => org.auth_config()?,
         None => return Ok(false),
     };

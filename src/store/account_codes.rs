@@ -16,6 +16,7 @@ pub const PURPOSE_RECOVERY_LINK: &str = "recovery-link";
 pub const PURPOSE_EMAIL_CHANGE: &str = "email-change";
 
 #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = account_codes)]
 pub struct AccountCode {
     pub id: String,

@@ -8,6 +8,7 @@ use super::schema::audit_log;
 use super::{Store, StoreResult, with_conn};
 
 #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = audit_log)]
 pub struct AuditEntry {
     pub id: String,

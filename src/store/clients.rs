@@ -11,6 +11,7 @@ use super::schema::clients;
 use super::{Store, StoreResult, decode_list, with_conn};
 
 #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = clients)]
 pub struct ClientRow {
     pub id: String,

@@ -4,11 +4,13 @@
 use diesel::{ExpressionMethods, JoinOnDsl, OptionalExtension, QueryDsl, SelectableHelper};
 use diesel_async::RunQueryDsl;
 
-use super::schema::{authorization_codes, users};
+use super::orgs::Organization;
+use super::schema::{authorization_codes, organizations, users};
 use super::users::User;
 use super::{Store, StoreResult, with_conn};
 
 #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = authorization_codes)]
 pub struct CodeRow {
     pub code_hash: String,
@@ -38,17 +40,23 @@ pub async fn insert(store: &Store, row: &CodeRow) -> StoreResult<()> {
     })
 }
 
-/// The code with its user (`None` for a deleted user), read in one statement.
+/// The code with its user (`None` for a deleted user) and the user's organization, read in
+/// one statement.
 pub async fn find_with_user(
     store: &Store,
     code_hash: &str,
-) -> StoreResult<Option<(CodeRow, Option<User>)>> {
+) -> StoreResult<Option<(CodeRow, Option<User>, Option<Organization>)>> {
     with_conn!(store, |conn| {
         Ok(authorization_codes::table
             .left_join(users::table.on(users::id.eq(authorization_codes::user_id)))
+            .left_join(organizations::table.on(organizations::id.eq(users::org_id)))
             .filter(authorization_codes::code_hash.eq(code_hash))
-            .select((CodeRow::as_select(), Option::<User>::as_select()))
-            .first::<(CodeRow, Option<User>)>(conn)
+            .select((
+                CodeRow::as_select(),
+                Option::<User>::as_select(),
+                Option::<Organization>::as_select(),
+            ))
+            .first::<(CodeRow, Option<User>, Option<Organization>)>(conn)
             .await
             .optional()?)
     })

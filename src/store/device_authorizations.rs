@@ -19,6 +19,7 @@ pub const APPROVED: &str = "approved";
 pub const DENIED: &str = "denied";
 
 #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = device_authorizations)]
 pub struct DeviceAuthorizationRow {
     pub device_code_hash: String,

@@ -8,6 +8,7 @@ use super::schema::{device_challenges, device_enrollments, devices};
 use super::{Store, StoreResult, with_conn};
 
 #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = devices)]
 pub struct DeviceRow {
     pub id: String,

@@ -11,6 +11,7 @@ use super::schema::grants;
 use super::{Store, StoreResult, with_conn};
 
 #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = grants)]
 pub struct GrantRow {
     pub id: String,

@@ -8,6 +8,7 @@ use super::schema::invitations;
 use super::{Store, StoreResult, with_conn};
 
 #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = invitations)]
 pub struct Invitation {
     pub id: String,

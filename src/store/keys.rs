@@ -12,6 +12,7 @@ pub const STATE_ACTIVE: &str = "active";
 pub const STATE_RETIRED: &str = "retired";
 
 #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = signing_keys)]
 pub struct SigningKeyRow {
     pub kid: String,
@@ -113,6 +114,7 @@ pub async fn purge_retired(store: &Store, now: i64) -> StoreResult<usize> {
 }
 
 #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = instance_secrets)]
 pub struct InstanceSecret {
     pub name: String,

@@ -10,6 +10,7 @@ use crate::authn::methods::AuthConfig;
 pub const DEFAULT_ORG_SLUG: &str = "default";
 
 #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = organizations)]
 pub struct Organization {
     pub id: String,

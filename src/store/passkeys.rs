@@ -8,6 +8,7 @@ use super::schema::{passkeys, webauthn_ceremonies};
 use super::{Store, StoreResult, with_conn};
 
 #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = passkeys)]
 pub struct PasskeyRow {
     /// The credential id, base64url.
@@ -122,6 +123,7 @@ pub async fn delete(store: &Store, user_id: &str, id: &str) -> StoreResult<bool>
 }
 
 #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = webauthn_ceremonies)]
 pub struct CeremonyRow {
     pub id: String,

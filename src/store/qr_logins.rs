@@ -15,6 +15,7 @@ pub const DENIED: &str = "denied";
 pub const REDEEMED: &str = "redeemed";
 
 #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = qr_logins)]
 pub struct QrLoginRow {
     pub id_hash: String,

@@ -8,11 +8,13 @@ use diesel::{
 use diesel_async::RunQueryDsl;
 
 use super::grants::GrantRow;
-use super::schema::{grants, refresh_tokens, users};
+use super::orgs::Organization;
+use super::schema::{grants, organizations, refresh_tokens, users};
 use super::users::User;
-use super::{Store, StoreResult, with_conn};
+use super::{Backend, Store, StoreResult, with_conn};
 
 #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = refresh_tokens)]
 pub struct RefreshTokenRow {
     pub token_hash: String,
@@ -22,12 +24,14 @@ pub struct RefreshTokenRow {
     pub used_at: Option<i64>,
 }
 
-/// A refresh token with its grant and the grant's user (`None` for a deleted user), read in
-/// one statement: the refresh grant is a hot path and each statement is a round trip.
+/// A refresh token with its grant, the grant's user (`None` for a deleted user) and the
+/// user's organization, read in one statement: the refresh grant is a hot path and each
+/// statement is a round trip.
 pub struct WithGrant {
     pub token: RefreshTokenRow,
     pub grant: GrantRow,
     pub user: Option<User>,
+    pub org: Option<Organization>,
 }
 
 pub async fn insert(store: &Store, row: &RefreshTokenRow) -> StoreResult<()> {
@@ -40,20 +44,67 @@ pub async fn insert(store: &Store, row: &RefreshTokenRow) -> StoreResult<()> {
     })
 }
 
-/// Marks the token used in one conditional UPDATE, so two concurrent uses (even on two
-/// replicas) cannot both succeed. `false`: it was used before (or purged) in the meantime.
-pub async fn use_once(store: &Store, token_hash: &str, now: i64) -> StoreResult<bool> {
-    with_conn!(store, |conn| {
-        let claimed = diesel::update(
-            refresh_tokens::table
-                .find(token_hash)
-                .filter(refresh_tokens::used_at.is_null()),
-        )
-        .set(refresh_tokens::used_at.eq(Some(now)))
-        .execute(conn)
-        .await?;
-        Ok(claimed == 1)
-    })
+/// Rotation: marks `used_hash` used in one conditional UPDATE, so two concurrent uses (even on
+/// two replicas) cannot both succeed, and stores `next` only if this call won. `false`: the
+/// token was used before (or purged) in the meantime, and nothing was stored.
+///
+/// On SQLite both statements run in one hop to the blocking pool and one IMMEDIATE
+/// transaction (one lock, one commit). On PostgreSQL they are two statements: the UPDATE alone
+/// decides, and a failed insert after it only costs the client its token.
+pub async fn rotate(
+    store: &Store,
+    used_hash: &str,
+    now: i64,
+    next: &RefreshTokenRow,
+) -> StoreResult<bool> {
+    match &store.backend {
+        Backend::Sqlite(pool) => {
+            let mut conn = pool.get().await?;
+            let (used_hash, next) = (used_hash.to_owned(), next.clone());
+            let claimed = conn
+                .spawn_blocking(move |conn| {
+                    conn.immediate_transaction(|conn| {
+                        let claimed = diesel::RunQueryDsl::execute(
+                            diesel::update(
+                                refresh_tokens::table
+                                    .find(&used_hash)
+                                    .filter(refresh_tokens::used_at.is_null()),
+                            )
+                            .set(refresh_tokens::used_at.eq(Some(now))),
+                            conn,
+                        )? == 1;
+                        if claimed {
+                            diesel::RunQueryDsl::execute(
+                                diesel::insert_into(refresh_tokens::table).values(&next),
+                                conn,
+                            )?;
+                        }
+                        Ok(claimed)
+                    })
+                })
+                .await?;
+            Ok(claimed)
+        }
+        Backend::Postgres(pool) => {
+            let conn = &mut *pool.get().await?;
+            let claimed = diesel::update(
+                refresh_tokens::table
+                    .find(used_hash)
+                    .filter(refresh_tokens::used_at.is_null()),
+            )
+            .set(refresh_tokens::used_at.eq(Some(now)))
+            .execute(conn)
+            .await?
+                == 1;
+            if claimed {
+                diesel::insert_into(refresh_tokens::table)
+                    .values(next)
+                    .execute(conn)
+                    .await?;
+            }
+            Ok(claimed)
+        }
+    }
 }
 
 pub async fn find_with_grant(store: &Store, token_hash: &str) -> StoreResult<Option<WithGrant>> {
@@ -61,16 +112,28 @@ pub async fn find_with_grant(store: &Store, token_hash: &str) -> StoreResult<Opt
         let found = refresh_tokens::table
             .inner_join(grants::table.on(grants::id.eq(refresh_tokens::grant_id)))
             .left_join(users::table.on(grants::user_id.eq(users::id.nullable())))
+            .left_join(organizations::table.on(organizations::id.eq(users::org_id)))
             .filter(refresh_tokens::token_hash.eq(token_hash))
             .select((
                 RefreshTokenRow::as_select(),
                 GrantRow::as_select(),
                 Option::<User>::as_select(),
+                Option::<Organization>::as_select(),
             ))
-            .first::<(RefreshTokenRow, GrantRow, Option<User>)>(conn)
+            .first::<(
+                RefreshTokenRow,
+                GrantRow,
+                Option<User>,
+                Option<Organization>,
+            )>(conn)
             .await
             .optional()?;
-        Ok(found.map(|(token, grant, user)| WithGrant { token, grant, user }))
+        Ok(found.map(|(token, grant, user, org)| WithGrant {
+            token,
+            grant,
+            user,
+            org,
+        }))
     })
 }
 

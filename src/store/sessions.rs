@@ -9,6 +9,7 @@ use super::schema::{grants, sessions};
 use super::{Store, StoreResult, with_conn};
 
 #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = sessions)]
 pub struct SessionRow {
     pub id: String,

@@ -9,6 +9,7 @@ use super::schema::signups;
 use super::{Store, StoreResult, with_conn};
 
 #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = signups)]
 pub struct SignupRow {
     pub id: String,

@@ -8,6 +8,7 @@ use super::schema::{upstream_identities, upstream_logins, upstream_pending_links
 use super::{Store, StoreResult, with_conn};
 
 #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = upstream_identities)]
 pub struct UpstreamIdentity {
     pub id: String,
@@ -101,6 +102,7 @@ pub async fn delete_for_user(store: &Store, user_id: &str, id: &str) -> StoreRes
 }
 
 #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = upstream_logins)]
 pub struct UpstreamLogin {
     pub state_hash: String,
@@ -152,6 +154,7 @@ pub async fn take_login(
 }
 
 #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = upstream_pending_links)]
 pub struct PendingLink {
     pub id: String,

@@ -7,6 +7,7 @@ use super::schema::users;
 use super::{Store, StoreResult, with_conn};
 
 #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = users)]
 pub struct User {
     pub id: String,

@@ -26,7 +26,7 @@ pub async fn exchange(
         .ok_or_else(|| Error::invalid_request("redirect_uri is required"))?;
     let now = store::now();
     let hash = digest(code);
-    let (row, user) = codes::find_with_user(&app.store, &hash)
+    let (row, user, org) = codes::find_with_user(&app.store, &hash)
         .await?
         .ok_or_else(|| Error::invalid_grant("the authorization code is invalid"))?;
     // Another client presenting a code learns nothing and burns nothing.
@@ -81,16 +81,21 @@ pub async fn exchange(
             e.into()
         }
     })?;
+    // OIDC Core §11: refresh tokens only when offline access was requested.
+    let refresh_token = match scope.has("offline_access") {
+        true => Some(issue::new_refresh_token(app, &grant).await?),
+        false => None,
+    };
     issue::respond(
         app,
         Issue {
             client_id: &client.id,
             user: Some(&user),
+            org: org.as_ref(),
             grant: &grant,
             scope: &scope,
             nonce: row.nonce.as_deref(),
-            // OIDC Core §11: refresh tokens only when offline access was requested.
-            with_refresh_token: scope.has("offline_access"),
+            refresh_token,
         },
     )
     .await

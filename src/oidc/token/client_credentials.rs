@@ -58,10 +58,11 @@ pub async fn exchange(
         Issue {
             client_id: &client.id,
             user: None,
+            org: None,
             grant: &grant,
             scope: &scope,
             nonce: None,
-            with_refresh_token: false,
+            refresh_token: None,
         },
     )
     .await

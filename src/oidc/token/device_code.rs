@@ -112,17 +112,22 @@ async fn redeem(
         }
     })?;
     let scope = Scope::parse(&row.scope);
+    // OIDC Core §11: refresh tokens only when offline access was requested.
+    let refresh_token = match scope.has("offline_access") {
+        true => Some(issue::new_refresh_token(app, &grant).await?),
+        false => None,
+    };
     issue::respond(
         app,
         Issue {
             client_id: &client.id,
             user: Some(&user),
+            org: None,
             grant: &grant,
             scope: &scope,
             // RFC 8628 has no nonce: the device never sent an authorization request.
             nonce: None,
-            // OIDC Core §11: refresh tokens only when offline access was requested.
-            with_refresh_token: scope.has("offline_access"),
+            refresh_token,
         },
     )
     .await

@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::oidc::scope::Scope;
 use crate::security::{digest, random_secret};
 use crate::store::grants::GrantRow;
+use crate::store::orgs::Organization;
 use crate::store::refresh_tokens::{self, RefreshTokenRow};
 use crate::store::users::User;
 use crate::store::{self, decode_list};
@@ -20,14 +21,18 @@ pub struct Issue<'a> {
     pub client_id: &'a str,
     /// `None` for client credentials: the client acts for itself.
     pub user: Option<&'a User>,
+    /// The user's organization, when the grant read it with the user (saves a statement);
+    /// read here otherwise.
+    pub org: Option<&'a Organization>,
     pub grant: &'a GrantRow,
     pub scope: &'a Scope,
     pub nonce: Option<&'a str>,
-    pub with_refresh_token: bool,
+    /// A refresh token the grant already stored ([`new_refresh_token`] or a rotation).
+    pub refresh_token: Option<String>,
 }
 
-/// Stores a new refresh token in the grant's family and returns it.
-pub async fn new_refresh_token(app: &App, grant: &GrantRow) -> Result<String, Error> {
+/// A new refresh token in the grant's family, and the row that stores its digest.
+pub fn mint_refresh_token(app: &App, grant: &GrantRow) -> (String, RefreshTokenRow) {
     let token = random_secret();
     let now = store::now();
     let row = RefreshTokenRow {
@@ -37,6 +42,12 @@ pub async fn new_refresh_token(app: &App, grant: &GrantRow) -> Result<String, Er
         expires_at: (now + app.config.tokens.refresh_token_ttl_secs).min(grant.expires_at),
         used_at: None,
     };
+    (token, row)
+}
+
+/// Stores a new refresh token in the grant's family and returns it.
+pub async fn new_refresh_token(app: &App, grant: &GrantRow) -> Result<String, Error> {
+    let (token, row) = mint_refresh_token(app, grant);
     refresh_tokens::insert(&app.store, &row).await?;
     Ok(token)
 }
@@ -61,10 +72,15 @@ pub async fn respond(app: &App, issue: Issue<'_>) -> Result<Value, Error> {
         ttl_secs: app.config.tokens.access_token_ttl_secs,
     });
     let id_input = match issue.user {
-        Some(user) if issue.scope.has("openid") => Some((
-            user.clone(),
-            crate::authn::can_reauthenticate(&app.store, user).await?,
-        )),
+        Some(user) if issue.scope.has("openid") => {
+            let can_reauthenticate = match issue.org {
+                Some(org) => {
+                    crate::authn::can_reauthenticate_in(&app.store, user, Some(org)).await?
+                }
+                None => crate::authn::can_reauthenticate(&app.store, user).await?,
+            };
+            Some((user.clone(), can_reauthenticate))
+        }
         _ => None,
     };
     let needs_signature =
@@ -119,8 +135,8 @@ pub async fn respond(app: &App, issue: Issue<'_>) -> Result<Value, Error> {
     if let Some(id_token) = id_token {
         body["id_token"] = json!(id_token);
     }
-    if issue.with_refresh_token {
-        body["refresh_token"] = json!(new_refresh_token(app, issue.grant).await?);
+    if let Some(refresh_token) = issue.refresh_token {
+        body["refresh_token"] = json!(refresh_token);
     }
     Ok(body)
 }

@@ -36,6 +36,7 @@ pub async fn exchange(
         token: row,
         grant,
         user,
+        org,
     } = refresh_tokens::find_with_grant(&app.store, &hash)
         .await?
         .ok_or_else(|| Error::invalid_grant("the refresh token is invalid"))?;
@@ -76,7 +77,8 @@ pub async fn exchange(
         None => granted,
     };
     // The one conditional UPDATE decides between two concurrent uses; the loser is a reuse.
-    if !refresh_tokens::use_once(&app.store, &hash, now).await? {
+    let (next, next_row) = issue::mint_refresh_token(app, &grant);
+    if !refresh_tokens::rotate(&app.store, &hash, now, &next_row).await? {
         return Err(reused(app, &grant, now).await);
     }
     issue::respond(
@@ -84,10 +86,11 @@ pub async fn exchange(
         Issue {
             client_id: &client.id,
             user: user.as_ref(),
+            org: org.as_ref(),
             grant: &grant,
             scope: &scope,
             nonce: None,
-            with_refresh_token: true,
+            refresh_token: Some(next),
         },
     )
     .await
