@@ -4,10 +4,12 @@
 use diesel::{ExpressionMethods, JoinOnDsl, OptionalExtension, QueryDsl, SelectableHelper};
 use diesel_async::RunQueryDsl;
 
+use super::grants::GrantRow;
 use super::orgs::Organization;
-use super::schema::{authorization_codes, organizations, users};
+use super::refresh_tokens::RefreshTokenRow;
+use super::schema::{authorization_codes, grants, organizations, refresh_tokens, users};
 use super::users::User;
-use super::{Store, StoreResult, with_conn};
+use super::{Backend, Store, StoreResult, with_conn};
 
 #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
 #[diesel(treat_none_as_default_value = false)]
@@ -62,20 +64,87 @@ pub async fn find_with_user(
     })
 }
 
+/// What a successful redemption stores once it has claimed the code: the grant, and its first
+/// refresh token when offline access was granted.
+pub struct Redemption<'a> {
+    pub grant: &'a GrantRow,
+    pub refresh_token: Option<&'a RefreshTokenRow>,
+}
+
 /// Marks the code used in one conditional UPDATE, so two concurrent redemptions (even on two
-/// replicas) cannot both succeed. `false`: it was redeemed before (or purged) in the meantime.
-pub async fn consume(store: &Store, code_hash: &str, now: i64) -> StoreResult<bool> {
-    with_conn!(store, |conn| {
-        let claimed = diesel::update(
-            authorization_codes::table
-                .find(code_hash)
-                .filter(authorization_codes::consumed_at.is_null()),
-        )
-        .set(authorization_codes::consumed_at.eq(Some(now)))
-        .execute(conn)
-        .await?;
-        Ok(claimed == 1)
-    })
+/// replicas) cannot both succeed, and, if this call won, stores what `redemption` holds
+/// (`None`: a refused request that still burns the code). `false`: it was redeemed before (or
+/// purged) in the meantime, and nothing was stored.
+///
+/// On SQLite it is one hop to the blocking pool and one IMMEDIATE transaction under the
+/// in-process writer lock ([`Store::sqlite_writer`]); the claim and the grant commit together,
+/// so a replay never finds the code used but its grant missing. On PostgreSQL the statements
+/// run one after the other: the UPDATE alone decides.
+pub async fn consume(
+    store: &Store,
+    code_hash: &str,
+    now: i64,
+    redemption: Option<Redemption<'_>>,
+) -> StoreResult<bool> {
+    macro_rules! claim {
+        ($code_hash:expr) => {
+            diesel::update(
+                authorization_codes::table
+                    .find($code_hash)
+                    .filter(authorization_codes::consumed_at.is_null()),
+            )
+            .set(authorization_codes::consumed_at.eq(Some(now)))
+        };
+    }
+    match &store.backend {
+        Backend::Sqlite(pool) => {
+            let writer = store.sqlite_writer();
+            let mut conn = pool.get().await?;
+            let code_hash = code_hash.to_owned();
+            let grant = redemption.as_ref().map(|r| r.grant.clone());
+            let refresh_token = redemption.and_then(|r| r.refresh_token.cloned());
+            Ok(conn
+                .spawn_blocking(move |conn| {
+                    let _turn = writer.lock().unwrap_or_else(|e| e.into_inner());
+                    conn.immediate_transaction(|conn| {
+                        let claimed = diesel::RunQueryDsl::execute(claim!(&code_hash), conn)? == 1;
+                        if claimed && let Some(grant) = &grant {
+                            diesel::RunQueryDsl::execute(
+                                diesel::insert_into(grants::table).values(grant),
+                                conn,
+                            )?;
+                            if let Some(token) = &refresh_token {
+                                diesel::RunQueryDsl::execute(
+                                    diesel::insert_into(refresh_tokens::table).values(token),
+                                    conn,
+                                )?;
+                            }
+                        }
+                        Ok(claimed)
+                    })
+                })
+                .await?)
+        }
+        Backend::Postgres(pool) => {
+            let conn = &mut *pool.get().await?;
+            if claim!(code_hash).execute(conn).await? != 1 {
+                return Ok(false);
+            }
+            if let Some(redemption) = redemption {
+                diesel::insert_into(grants::table)
+                    .values(redemption.grant)
+                    .execute(conn)
+                    .await?;
+                if let Some(token) = redemption.refresh_token {
+                    diesel::insert_into(refresh_tokens::table)
+                        .values(token)
+                        .execute(conn)
+                        .await?;
+                }
+            }
+            Ok(true)
+        }
+    }
 }
 
 /// Expired codes are kept for a while after expiry so that a late replay is still

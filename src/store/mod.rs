@@ -71,6 +71,8 @@ pub struct Store {
     url: String,
     /// SQLite: a shared lock that tells `tessera restore` the database is in use.
     _in_use: Option<std::sync::Arc<std::fs::File>>,
+    /// SQLite: see [`Store::sqlite_writer`].
+    sqlite_writer: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +150,19 @@ macro_rules! with_conn {
 pub(crate) use with_conn;
 
 impl Store {
+    /// SQLite: the lock that hot-path writers take, on their blocking-pool thread, around
+    /// their write transaction.
+    ///
+    /// SQLite has one writer at a time. A connection that finds the write lock taken sleeps in
+    /// its busy handler (1, 2, 5, 10 … ms), however short the transaction ahead of it, and
+    /// under a burst of refresh grants those sleeps made the latency tail. Writers in this
+    /// process queue on this lock instead and are woken the moment the writer ahead commits;
+    /// the busy timeout still covers every other writer (the CLI, rarer statements, other
+    /// processes). Held for the transaction only, never across an await.
+    pub(crate) fn sqlite_writer(&self) -> std::sync::Arc<std::sync::Mutex<()>> {
+        self.sqlite_writer.clone()
+    }
+
     /// Connects to `sqlite://PATH` or `postgres://…`, creating the SQLite file's folder if needed.
     pub async fn connect(url: &str, max_connections: usize) -> Result<Store, String> {
         if let Some(path) = sqlite_path(url) {
@@ -188,6 +203,7 @@ impl Store {
                 backend: Backend::Sqlite(pool),
                 url: path.clone(),
                 _in_use: Some(std::sync::Arc::new(in_use)),
+                sqlite_writer: Default::default(),
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
@@ -203,6 +219,7 @@ impl Store {
                 backend: Backend::Postgres(pool),
                 url: url.to_owned(),
                 _in_use: None,
+                sqlite_writer: Default::default(),
             })
         } else {
             Err(format!(

@@ -44,30 +44,101 @@ pub async fn insert(store: &Store, row: &RefreshTokenRow) -> StoreResult<()> {
     })
 }
 
-/// Rotation: marks `used_hash` used in one conditional UPDATE, so two concurrent uses (even on
-/// two replicas) cannot both succeed, and stores `next` only if this call won. `false`: the
-/// token was used before (or purged) in the meantime, and nothing was stored.
+/// The refresh token `$hash` joined to its grant, the grant's user and the user's
+/// organization: one statement, written once for the async and the blocking connection.
+macro_rules! with_grant_query {
+    ($hash:expr) => {
+        refresh_tokens::table
+            .inner_join(grants::table.on(grants::id.eq(refresh_tokens::grant_id)))
+            .left_join(users::table.on(grants::user_id.eq(users::id.nullable())))
+            .left_join(organizations::table.on(organizations::id.eq(users::org_id)))
+            .filter(refresh_tokens::token_hash.eq($hash))
+            .select((
+                RefreshTokenRow::as_select(),
+                GrantRow::as_select(),
+                Option::<User>::as_select(),
+                Option::<Organization>::as_select(),
+            ))
+    };
+}
+
+type WithGrantTuple = (
+    RefreshTokenRow,
+    GrantRow,
+    Option<User>,
+    Option<Organization>,
+);
+
+impl From<WithGrantTuple> for WithGrant {
+    fn from((token, grant, user, org): WithGrantTuple) -> Self {
+        WithGrant {
+            token,
+            grant,
+            user,
+            org,
+        }
+    }
+}
+
+/// What [`redeem`] did with a presented refresh token.
+pub enum Redeemed<T, E> {
+    /// No such token (never issued, or purged).
+    Unknown,
+    /// `decide` refused it; nothing was written.
+    Refused(WithGrant, E),
+    /// `decide` accepted it, but a concurrent use marked it used first: a reuse.
+    Reused(WithGrant),
+    /// Marked used, and its successor stored.
+    Rotated(WithGrant, T),
+}
+
+/// Redeems a refresh token: reads it with its grant, lets `decide` check the request against
+/// them (client, whether it was used already, expiry, scope) and mint the successor, then marks the token used in one
+/// conditional UPDATE, so that two concurrent uses (even on two replicas) cannot both succeed,
+/// and stores the successor only if this call won. `decide` runs before anything is written:
+/// a refused request (another client's token, a wider scope) must not burn the owner's token.
 ///
-/// On SQLite both statements run in one hop to the blocking pool and one IMMEDIATE
-/// transaction (one lock, one commit). On PostgreSQL they are two statements: the UPDATE alone
-/// decides, and a failed insert after it only costs the client its token.
-pub async fn rotate(
+/// On SQLite the read, the UPDATE and the INSERT run in one hop to the blocking pool, the two
+/// writes in one IMMEDIATE transaction (one lock, one commit) under the in-process writer lock
+/// ([`Store::sqlite_writer`]): each hop is a hand-off between threads, and the refresh grant is
+/// the token endpoint's hot path. On PostgreSQL they are
+/// three statements: the UPDATE alone decides, and a failed insert after it only costs the
+/// client its token.
+pub async fn redeem<T, E>(
     store: &Store,
-    used_hash: &str,
+    token_hash: &str,
     now: i64,
-    next: &RefreshTokenRow,
-) -> StoreResult<bool> {
+    decide: impl FnOnce(&WithGrant) -> Result<(RefreshTokenRow, T), E> + Send + 'static,
+) -> StoreResult<Redeemed<T, E>>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+{
     match &store.backend {
         Backend::Sqlite(pool) => {
+            let writer = store.sqlite_writer();
             let mut conn = pool.get().await?;
-            let (used_hash, next) = (used_hash.to_owned(), next.clone());
-            let claimed = conn
+            let token_hash = token_hash.to_owned();
+            Ok(conn
                 .spawn_blocking(move |conn| {
-                    conn.immediate_transaction(|conn| {
+                    let found = diesel::RunQueryDsl::first::<WithGrantTuple>(
+                        with_grant_query!(&token_hash),
+                        conn,
+                    )
+                    .optional()?;
+                    let Some(found) = found.map(WithGrant::from) else {
+                        return Ok(Redeemed::Unknown);
+                    };
+                    let (next, value) = match decide(&found) {
+                        Ok(decided) => decided,
+                        Err(e) => return Ok(Redeemed::Refused(found, e)),
+                    };
+                    let _turn = writer.lock().unwrap_or_else(|e| e.into_inner());
+                    let claimed = conn.immediate_transaction(|conn| {
                         let claimed = diesel::RunQueryDsl::execute(
                             diesel::update(
                                 refresh_tokens::table
-                                    .find(&used_hash)
+                                    .find(&token_hash)
                                     .filter(refresh_tokens::used_at.is_null()),
                             )
                             .set(refresh_tokens::used_at.eq(Some(now))),
@@ -79,62 +150,48 @@ pub async fn rotate(
                                 conn,
                             )?;
                         }
-                        Ok(claimed)
+                        diesel::QueryResult::Ok(claimed)
+                    })?;
+                    Ok(if claimed {
+                        Redeemed::Rotated(found, value)
+                    } else {
+                        Redeemed::Reused(found)
                     })
                 })
-                .await?;
-            Ok(claimed)
+                .await?)
         }
         Backend::Postgres(pool) => {
             let conn = &mut *pool.get().await?;
+            let found = with_grant_query!(token_hash)
+                .first::<WithGrantTuple>(conn)
+                .await
+                .optional()?;
+            let Some(found) = found.map(WithGrant::from) else {
+                return Ok(Redeemed::Unknown);
+            };
+            let (next, value) = match decide(&found) {
+                Ok(decided) => decided,
+                Err(e) => return Ok(Redeemed::Refused(found, e)),
+            };
             let claimed = diesel::update(
                 refresh_tokens::table
-                    .find(used_hash)
+                    .find(token_hash)
                     .filter(refresh_tokens::used_at.is_null()),
             )
             .set(refresh_tokens::used_at.eq(Some(now)))
             .execute(conn)
             .await?
                 == 1;
-            if claimed {
-                diesel::insert_into(refresh_tokens::table)
-                    .values(next)
-                    .execute(conn)
-                    .await?;
+            if !claimed {
+                return Ok(Redeemed::Reused(found));
             }
-            Ok(claimed)
+            diesel::insert_into(refresh_tokens::table)
+                .values(&next)
+                .execute(conn)
+                .await?;
+            Ok(Redeemed::Rotated(found, value))
         }
     }
-}
-
-pub async fn find_with_grant(store: &Store, token_hash: &str) -> StoreResult<Option<WithGrant>> {
-    with_conn!(store, |conn| {
-        let found = refresh_tokens::table
-            .inner_join(grants::table.on(grants::id.eq(refresh_tokens::grant_id)))
-            .left_join(users::table.on(grants::user_id.eq(users::id.nullable())))
-            .left_join(organizations::table.on(organizations::id.eq(users::org_id)))
-            .filter(refresh_tokens::token_hash.eq(token_hash))
-            .select((
-                RefreshTokenRow::as_select(),
-                GrantRow::as_select(),
-                Option::<User>::as_select(),
-                Option::<Organization>::as_select(),
-            ))
-            .first::<(
-                RefreshTokenRow,
-                GrantRow,
-                Option<User>,
-                Option<Organization>,
-            )>(conn)
-            .await
-            .optional()?;
-        Ok(found.map(|(token, grant, user, org)| WithGrant {
-            token,
-            grant,
-            user,
-            org,
-        }))
-    })
 }
 
 pub async fn find(store: &Store, token_hash: &str) -> StoreResult<Option<RefreshTokenRow>> {

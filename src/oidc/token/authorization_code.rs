@@ -1,7 +1,7 @@
 //! `grant_type=authorization_code` (RFC 6749 §4.1.3, OIDC Core §3.1.3.2, RFC 7636 §4.6).
 
 use crate::app::App;
-use crate::error::{Code, Error};
+use crate::error::Error;
 use crate::http::params::Params;
 use crate::oidc::authorize::pkce;
 use crate::oidc::scope::Scope;
@@ -10,6 +10,7 @@ use crate::store;
 use crate::store::clients::Client;
 use crate::store::codes;
 use crate::store::grants::{self, GrantRow};
+use crate::store::users::User;
 
 use super::issue::{self, Issue};
 
@@ -35,17 +36,62 @@ pub async fn exchange(
             "the authorization code was issued to another client",
         ));
     }
-    // The one conditional UPDATE decides between two concurrent redemptions; the loser is a reuse.
-    if row.consumed_at.is_some() || !codes::consume(&app.store, &hash, now).await? {
+    let checked = check(&row, user, params.get("code_verifier"), redirect_uri, now);
+    let scope = Scope::parse(&row.scope);
+    let grant = grant_from(app, &row, now);
+    // OIDC Core §11: refresh tokens only when offline access was requested.
+    let refresh_token = scope
+        .has("offline_access")
+        .then(|| issue::mint_refresh_token(app, &grant));
+    let redemption = checked.is_ok().then(|| codes::Redemption {
+        grant: &grant,
+        refresh_token: refresh_token.as_ref().map(|(_, row)| row),
+    });
+    // The one conditional UPDATE decides between two concurrent redemptions; the loser is a
+    // reuse. A request refused by the checks still burns the code.
+    let claimed = row.consumed_at.is_none()
+        && codes::consume(&app.store, &hash, now, redemption)
+            .await
+            .map_err(|e| match e.is_unique_violation() {
+                // A replay revoked this grant before it was stored (below).
+                true => Error::invalid_grant("the authorization code was already used"),
+                false => e.into(),
+            })?;
+    if !claimed {
         // RFC 6749 §4.1.2: a reused code SHOULD revoke the tokens issued from it. The winner of
         // a simultaneous redemption may not have stored its grant yet: preempting it with a
         // revoked one makes the winner's insert fail instead of leaving its tokens alive.
-        grants::revoke_or_preempt(&app.store, &grant_from(app, &row, now), now).await?;
+        grants::revoke_or_preempt(&app.store, &grant, now).await?;
         tracing::warn!(client_id = %row.client_id, "authorization code reused; grant revoked");
         return Err(Error::invalid_grant(
             "the authorization code was already used",
         ));
     }
+    let user = checked?;
+    issue::respond(
+        app,
+        Issue {
+            client_id: &client.id,
+            user: Some(&user),
+            org: org.as_ref(),
+            grant: &grant,
+            scope: &scope,
+            nonce: row.nonce.as_deref(),
+            refresh_token: refresh_token.map(|(token, _)| token),
+        },
+    )
+    .await
+}
+
+/// The request against the stored code (RFC 6749 §4.1.3, RFC 7636 §4.6); the user to issue
+/// for.
+fn check(
+    row: &codes::CodeRow,
+    user: Option<User>,
+    code_verifier: Option<&str>,
+    redirect_uri: &str,
+    now: i64,
+) -> Result<User, Error> {
     if row.expires_at < now {
         return Err(Error::invalid_grant("the authorization code has expired"));
     }
@@ -54,7 +100,7 @@ pub async fn exchange(
             "redirect_uri does not match the authorization request",
         ));
     }
-    match (&row.code_challenge, params.get("code_verifier")) {
+    match (&row.code_challenge, code_verifier) {
         (Some(challenge), Some(verifier)) if pkce::verify(challenge, verifier) => {}
         (Some(_), Some(_)) => return Err(Error::invalid_grant("PKCE verification failed")),
         (Some(_), None) => return Err(Error::invalid_grant("code_verifier is required")),
@@ -66,39 +112,8 @@ pub async fn exchange(
         }
         (None, None) => {}
     }
-    let user = user
-        .filter(|u| !u.disabled)
-        .ok_or_else(|| Error::invalid_grant("the user is no longer active"))?;
-    let scope = Scope::parse(&row.scope);
-    let grant = grant_from(app, &row, now);
-    grants::insert(&app.store, &grant).await.map_err(|e| {
-        if e.is_unique_violation() {
-            Error::oauth(
-                Code::InvalidGrant,
-                "the authorization code was already used",
-            )
-        } else {
-            e.into()
-        }
-    })?;
-    // OIDC Core §11: refresh tokens only when offline access was requested.
-    let refresh_token = match scope.has("offline_access") {
-        true => Some(issue::new_refresh_token(app, &grant).await?),
-        false => None,
-    };
-    issue::respond(
-        app,
-        Issue {
-            client_id: &client.id,
-            user: Some(&user),
-            org: org.as_ref(),
-            grant: &grant,
-            scope: &scope,
-            nonce: row.nonce.as_deref(),
-            refresh_token,
-        },
-    )
-    .await
+    user.filter(|u| !u.disabled)
+        .ok_or_else(|| Error::invalid_grant("the user is no longer active"))
 }
 
 /// The grant a code's redemption stores.

@@ -14,11 +14,19 @@ use crate::http::params::Params;
 use crate::oidc::scope::Scope;
 use crate::security::digest;
 use crate::session::logout;
+use crate::store;
 use crate::store::clients::{self, Client};
 use crate::store::grants;
-use crate::store::{self, refresh_tokens};
+use crate::store::refresh_tokens::{self, Redeemed};
 
 use super::issue::{self, Issue};
+
+/// Why [`check`] refused a refresh request.
+enum Refusal {
+    /// The client's own token was used before: the family goes ([`reused`]).
+    Reused,
+    Invalid(Error),
+}
 
 pub async fn exchange(
     app: &AppState,
@@ -30,70 +38,74 @@ pub async fn exchange(
         .ok_or_else(|| Error::invalid_request("refresh_token is required"))?;
     let now = store::now();
     let hash = digest(token);
+    let requested = params.get("scope").map(Scope::parse);
+    let client_id = client.id.clone();
+    let mint_app = app.clone();
     // Every check runs before the token is marked used: a request that is refused (another
     // client's token, a wider scope) must not burn the owner's token or trip reuse detection.
-    let refresh_tokens::WithGrant {
-        token: row,
-        grant,
-        user,
-        org,
-    } = refresh_tokens::find_with_grant(&app.store, &hash)
-        .await?
-        .ok_or_else(|| Error::invalid_grant("the refresh token is invalid"))?;
-    if grant.client_id != client.id {
-        return Err(Error::invalid_grant(
-            "the refresh token was issued to another client",
-        ));
-    }
-    if row.used_at.is_some() {
-        return Err(reused(app, &grant, now).await);
-    }
-    if row.expires_at < now || grant.expires_at < now {
-        return Err(Error::invalid_grant("the refresh token has expired"));
-    }
-    if grant.revoked_at.is_some() {
-        return Err(Error::invalid_grant("the refresh token has been revoked"));
-    }
-    let user = match &grant.user_id {
-        Some(_) => Some(
-            user.filter(|u| !u.disabled)
-                .ok_or_else(|| Error::invalid_grant("the user is no longer active"))?,
-        ),
-        None => None,
-    };
-    let granted = Scope::parse(&grant.scope);
-    // §6: a narrower scope may be requested, never a wider one.
-    let scope = match params.get("scope") {
-        Some(requested) => {
-            let requested = Scope::parse(requested);
-            if !requested.is_subset_of(&granted) {
-                return Err(Error::oauth(
-                    Code::InvalidScope,
-                    "scope exceeds the original grant",
-                ));
-            }
-            requested
+    let redeemed = refresh_tokens::redeem(&app.store, &hash, now, move |found| {
+        let scope = check(found, &client_id, requested, now)?;
+        let (next, next_row) = issue::mint_refresh_token(&mint_app, &found.grant);
+        Ok((next_row, (next, scope)))
+    })
+    .await?;
+    let (found, (next, scope)) = match redeemed {
+        Redeemed::Unknown => return Err(Error::invalid_grant("the refresh token is invalid")),
+        Redeemed::Refused(_, Refusal::Invalid(e)) => return Err(e),
+        // The one conditional UPDATE decides between two concurrent uses; the loser is a reuse.
+        Redeemed::Refused(found, Refusal::Reused) | Redeemed::Reused(found) => {
+            return Err(reused(app, &found.grant, now).await);
         }
-        None => granted,
+        Redeemed::Rotated(found, value) => (found, value),
     };
-    // The one conditional UPDATE decides between two concurrent uses; the loser is a reuse.
-    let (next, next_row) = issue::mint_refresh_token(app, &grant);
-    if !refresh_tokens::rotate(&app.store, &hash, now, &next_row).await? {
-        return Err(reused(app, &grant, now).await);
-    }
     issue::respond(
         app,
         Issue {
             client_id: &client.id,
-            user: user.as_ref(),
-            org: org.as_ref(),
-            grant: &grant,
+            user: found.user.as_ref(),
+            org: found.org.as_ref(),
+            grant: &found.grant,
             scope: &scope,
             nonce: None,
             refresh_token: Some(next),
         },
     )
     .await
+}
+
+/// The request against the stored token and grant; the scope to issue.
+fn check(
+    found: &refresh_tokens::WithGrant,
+    client_id: &str,
+    requested: Option<Scope>,
+    now: i64,
+) -> Result<Scope, Refusal> {
+    let invalid = |description: &'static str| Refusal::Invalid(Error::invalid_grant(description));
+    let (row, grant) = (&found.token, &found.grant);
+    if grant.client_id != client_id {
+        return Err(invalid("the refresh token was issued to another client"));
+    }
+    if row.used_at.is_some() {
+        return Err(Refusal::Reused);
+    }
+    if row.expires_at < now || grant.expires_at < now {
+        return Err(invalid("the refresh token has expired"));
+    }
+    if grant.revoked_at.is_some() {
+        return Err(invalid("the refresh token has been revoked"));
+    }
+    if grant.user_id.is_some() && found.user.as_ref().is_none_or(|u| u.disabled) {
+        return Err(invalid("the user is no longer active"));
+    }
+    let granted = Scope::parse(&grant.scope);
+    // §6: a narrower scope may be requested, never a wider one.
+    match requested {
+        Some(requested) if !requested.is_subset_of(&granted) => Err(Refusal::Invalid(
+            Error::oauth(Code::InvalidScope, "scope exceeds the original grant"),
+        )),
+        Some(requested) => Ok(requested),
+        None => Ok(granted),
+    }
 }
 
 /// A second use of a rotated token by its own client: theft or a bug, so the family goes, and
