@@ -79,6 +79,8 @@ struct Settings {
     warmup_seconds: f64,
     concurrency: usize,
     max_requests_per_phase: u64,
+    /// GET phases run under `wrk` (installed, and `LOAD_WRK` is not `0`).
+    wrk: bool,
 }
 
 fn env_num<T: std::str::FromStr>(name: &str, default: T) -> R<T> {
@@ -98,6 +100,7 @@ impl Settings {
             warmup_seconds: env_num("LOAD_WARMUP_SECONDS", 2.0)?,
             concurrency: env_num("LOAD_CONCURRENCY", 32)?,
             max_requests_per_phase: env_num("LOAD_MAX_REQUESTS", 5_000_000)?,
+            wrk: std::env::var("LOAD_WRK").map_or(true, |v| v != "0") && wrk_installed(),
         };
         if !(s.seconds > 0.0 && s.seconds <= 3600.0) {
             return Err("LOAD_SECONDS must be in (0, 3600]".into());
@@ -113,6 +116,15 @@ impl Settings {
         }
         Ok(s)
     }
+}
+
+fn wrk_installed() -> bool {
+    Command::new("wrk")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -393,22 +405,30 @@ struct CpuSnapshot {
     host_busy: u64,
 }
 
-fn process_ticks(stat_path: &str) -> u64 {
+/// The sum of the given fields (1-based, as in proc(5)) of a `/proc/PID/stat` file.
+fn stat_ticks(stat_path: &str, fields: &[usize]) -> u64 {
     let Ok(stat) = std::fs::read_to_string(stat_path) else {
         return 0;
     };
-    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    // Fields after the parenthesised command name: state is field 3.
     let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
         return 0;
     };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let get = |n: usize| {
-        fields
-            .get(n - 3)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    get(14) + get(15)
+    let values: Vec<&str> = rest.split_whitespace().collect();
+    fields
+        .iter()
+        .filter_map(|&n| values.get(n - 3).and_then(|v| v.parse::<u64>().ok()))
+        .sum()
+}
+
+/// utime + stime.
+fn process_ticks(stat_path: &str) -> u64 {
+    stat_ticks(stat_path, &[14, 15])
+}
+
+/// CPU time of this process's children that have been waited for (cutime + cstime).
+fn children_ticks() -> u64 {
+    stat_ticks("/proc/self/stat", &[16, 17])
 }
 
 fn host_busy_ticks() -> u64 {
@@ -433,7 +453,8 @@ impl CpuSnapshot {
         CpuSnapshot {
             at: Instant::now(),
             server: process_ticks(&format!("/proc/{server_pid}/stat")),
-            loadgen: process_ticks("/proc/self/stat"),
+            // This process and its finished children: `wrk` is waited for before the snapshot.
+            loadgen: process_ticks("/proc/self/stat") + children_ticks(),
             host_busy: host_busy_ticks(),
         }
     }
@@ -1127,7 +1148,12 @@ fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
 }
 
-/// Phases 1 and 2: a GET of a prepared document.
+/// Phases 1 and 2: a GET of a prepared document, driven by `wrk` when it is installed.
+///
+/// At tens of thousands of requests per second the in-process generator (reqwest) needs more
+/// CPU than the server it measures, and both share the two cores, so it measured itself. `wrk`
+/// (C, one event loop per thread) costs a fraction of that per request, which leaves the
+/// cores to the servers; both providers get the same `wrk` settings.
 async fn phase_get(
     name: &str,
     path: &str,
@@ -1135,6 +1161,9 @@ async fn phase_get(
     s: &Settings,
     pid: u32,
 ) -> R<PhaseResult> {
+    if s.wrk {
+        return phase_get_wrk(name, path, target, s, pid).await;
+    }
     let rss = RssSampler::start(pid);
     let shared = PhaseShared::new(s.max_requests_per_phase);
     let url = format!("{}{path}", target.base);
@@ -1157,6 +1186,147 @@ async fn phase_get(
         tally.cpu,
         Vec::new(),
     ))
+}
+
+/// What `wrk --latency` printed, read back.
+struct WrkRun {
+    requests: u64,
+    seconds: f64,
+    errors: u64,
+    /// 50, 90 and 99th percentile and maximum latency, in ms.
+    p50_ms: f64,
+    p90_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+/// `449.00us`, `1.15ms`, `2.00s` → milliseconds.
+fn wrk_duration_ms(text: &str) -> Option<f64> {
+    let (number, factor) = if let Some(n) = text.strip_suffix("us") {
+        (n, 1e-3)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1e3)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60e3)
+    } else {
+        return None;
+    };
+    number.parse::<f64>().ok().map(|n| n * factor)
+}
+
+fn parse_wrk(out: &str) -> R<WrkRun> {
+    let mut run = WrkRun {
+        requests: 0,
+        seconds: 0.0,
+        errors: 0,
+        p50_ms: 0.0,
+        p90_ms: 0.0,
+        p99_ms: 0.0,
+        max_ms: 0.0,
+    };
+    let mut seen_total = false;
+    for line in out.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["Latency", _avg, _stdev, max, ..] => {
+                run.max_ms = wrk_duration_ms(max).unwrap_or(0.0);
+            }
+            ["50%", v] => run.p50_ms = wrk_duration_ms(v).unwrap_or(0.0),
+            ["90%", v] => run.p90_ms = wrk_duration_ms(v).unwrap_or(0.0),
+            ["99%", v] => run.p99_ms = wrk_duration_ms(v).unwrap_or(0.0),
+            [n, "requests", "in", secs, ..] => {
+                run.requests = n.parse().ctx("wrk request count")?;
+                run.seconds =
+                    wrk_duration_ms(secs.trim_end_matches(',')).ok_or("wrk duration")? / 1e3;
+                seen_total = true;
+            }
+            ["Non-2xx", "or", "3xx", "responses:", n] => {
+                run.errors += n.parse::<u64>().unwrap_or(0);
+            }
+            ["Socket", "errors:", rest @ ..] => {
+                run.errors += rest
+                    .iter()
+                    .filter_map(|w| w.trim_end_matches(',').parse::<u64>().ok())
+                    .sum::<u64>();
+            }
+            _ => {}
+        }
+    }
+    if !seen_total {
+        return Err(format!("could not read wrk's output:\n{out}"));
+    }
+    Ok(run)
+}
+
+async fn wrk(url: &str, connections: usize, seconds: f64) -> R<WrkRun> {
+    // Two threads at most: the machine's cores are shared with the servers.
+    let threads = connections.min(2);
+    let out = tokio::process::Command::new("wrk")
+        .args([
+            "--latency",
+            "-t",
+            &threads.to_string(),
+            "-c",
+            &connections.to_string(),
+            "-d",
+            &format!("{}s", seconds.ceil().max(1.0) as u64),
+            "--timeout",
+            "30s",
+            url,
+        ])
+        .output()
+        .await
+        .ctx("running wrk")?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return Err(format!(
+            "wrk failed: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    parse_wrk(&text)
+}
+
+async fn phase_get_wrk(
+    name: &str,
+    path: &str,
+    target: &Arc<Target>,
+    s: &Settings,
+    pid: u32,
+) -> R<PhaseResult> {
+    let url = format!("{}{path}", target.base);
+    if s.warmup_seconds > 0.0 {
+        wrk(&url, s.concurrency, s.warmup_seconds).await?;
+    }
+    let rss = RssSampler::start(pid);
+    let first = CpuSnapshot::take(pid);
+    let run = wrk(&url, s.concurrency, s.seconds).await?;
+    let last = CpuSnapshot::take(pid);
+    let peak = rss.finish().await;
+    let after = rss_kib(pid, "VmRSS").unwrap_or(0);
+    let (cpu_server_cores, cpu_loadgen_cores, cpu_other_cores) =
+        CpuUsage::between(first, last).cores();
+    let secs = run.seconds.max(1e-3);
+    Ok(PhaseResult {
+        name: name.to_owned(),
+        requests: run.requests,
+        measured_seconds: round(secs, 3),
+        requests_per_second: round(run.requests as f64 / secs, 1),
+        p50_ms: round(run.p50_ms, 3),
+        p90_ms: round(run.p90_ms, 3),
+        p99_ms: round(run.p99_ms, 3),
+        max_ms: round(run.max_ms, 3),
+        errors: run.errors,
+        error_samples: Vec::new(),
+        rss_peak_kib: peak,
+        rss_after_kib: after,
+        cpu_server_cores,
+        cpu_loadgen_cores,
+        cpu_other_cores,
+        notes: vec![format!("driven by wrk, {} connections", s.concurrency)],
+    })
 }
 
 /// Phase 3: code exchange, in segments each preceded (untimed) by making its codes.
@@ -1504,13 +1674,19 @@ fn markdown(r: &Report) -> String {
     let _ = writeln!(
         md,
         "{}; Tessera on **{}**; {} connections, {} s per run after {} s warm-up, medians of {} \
-         alternating rounds; server, peer and load generator share the CPUs{}.\n",
+         alternating rounds; GET phases driven by {}, token phases by the in-process generator; \
+         server, peer and load generator share the CPUs{}.\n",
         r.machine,
         r.backend,
         r.settings.concurrency,
         r.settings.seconds,
         r.settings.warmup_seconds,
         r.rounds,
+        if r.settings.wrk {
+            "wrk"
+        } else {
+            "the in-process generator (wrk not installed)"
+        },
         r.git_commit
             .as_deref()
             .map(|c| format!("; commit {c}"))
@@ -1756,8 +1932,12 @@ async fn phase_interference(
 ) -> R<Interference> {
     const PROBES: usize = 4;
     const LOOPS: usize = 8;
+    // The in-process generator, also where `wrk` is installed: this phase measures latency
+    // under a moderate probe, and `wrk` on 4 connections saturates both cores by itself
+    // (README "Benchmarks" has what it showed).
     let probe = Settings {
         concurrency: PROBES,
+        wrk: false,
         ..s.clone()
     };
     let path = "/.well-known/openid-configuration";
@@ -1880,6 +2060,20 @@ async fn run_token_only(s: Settings) -> R<()> {
         announce("tessera", &r);
         settle().await;
     }
+    Ok(())
+}
+
+/// `LOAD_MODE=signins`: Tessera alone, only the password sign-ins vs discovery phase, for
+/// work on keeping hashing away from the other requests.
+async fn run_signins_only(s: Settings) -> R<()> {
+    let server = start_server(&server_binary(), &[]).await?;
+    eprintln!("load: Tessera pid {} at {}", server.pid, server.base);
+    let (target, client_id) = tessera_target(&server).await?;
+    let i = phase_interference(&target, &client_id, &s).await?;
+    eprintln!(
+        "  discovery p99 idle {:.2} ms, with sign-ins {:.2} ms: ratio {:.2} ({:.1} sign-ins/s)",
+        i.idle.p99_ms, i.loaded.p99_ms, i.p99_ratio, i.signins_per_second
+    );
     Ok(())
 }
 
@@ -2182,8 +2376,13 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    if mode == "token" {
-        let outcome = runtime.block_on(run_token_only(settings));
+    if mode == "token" || mode == "signins" {
+        let outcome = runtime.block_on(async {
+            match mode.as_str() {
+                "token" => run_token_only(settings).await,
+                _ => run_signins_only(settings).await,
+            }
+        });
         runtime.shutdown_timeout(Duration::from_secs(1));
         if let Err(e) = outcome {
             eprintln!("load: FAILED: {e}");
