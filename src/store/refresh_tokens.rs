@@ -80,6 +80,37 @@ impl From<WithGrantTuple> for WithGrant {
     }
 }
 
+/// Marks the token `$hash` used at `$now` unless it was used already: the one conditional
+/// UPDATE that decides between concurrent uses.
+macro_rules! mark_used {
+    ($hash:expr, $now:expr) => {
+        diesel::update(
+            refresh_tokens::table
+                .find($hash)
+                .filter(refresh_tokens::used_at.is_null()),
+        )
+        .set(refresh_tokens::used_at.eq(Some($now)))
+    };
+}
+
+/// [`redeem`]'s read, judged before anything is written: the token with its successor and
+/// `decide`'s value, or the answer already (unknown, refused).
+// Both sides carry the token's rows by value once per request, on their way to the caller:
+// boxing the error side would only add an allocation.
+#[allow(clippy::result_large_err)]
+fn decided<T, E>(
+    found: Option<WithGrantTuple>,
+    decide: impl FnOnce(&WithGrant) -> Result<(RefreshTokenRow, T), E>,
+) -> Result<(WithGrant, RefreshTokenRow, T), Redeemed<T, E>> {
+    let Some(found) = found.map(WithGrant::from) else {
+        return Err(Redeemed::Unknown);
+    };
+    match decide(&found) {
+        Ok((next, value)) => Ok((found, next, value)),
+        Err(e) => Err(Redeemed::Refused(found, e)),
+    }
+}
+
 /// What [`redeem`] did with a presented refresh token.
 pub enum Redeemed<T, E> {
     /// No such token (never issued, or purged).
@@ -126,24 +157,14 @@ where
                         conn,
                     )
                     .optional()?;
-                    let Some(found) = found.map(WithGrant::from) else {
-                        return Ok(Redeemed::Unknown);
-                    };
-                    let (next, value) = match decide(&found) {
+                    let (found, next, value) = match decided(found, decide) {
                         Ok(decided) => decided,
-                        Err(e) => return Ok(Redeemed::Refused(found, e)),
+                        Err(answer) => return Ok(answer),
                     };
                     let _turn = writer.lock().unwrap_or_else(|e| e.into_inner());
                     let claimed = conn.immediate_transaction(|conn| {
-                        let claimed = diesel::RunQueryDsl::execute(
-                            diesel::update(
-                                refresh_tokens::table
-                                    .find(&token_hash)
-                                    .filter(refresh_tokens::used_at.is_null()),
-                            )
-                            .set(refresh_tokens::used_at.eq(Some(now))),
-                            conn,
-                        )? == 1;
+                        let claimed =
+                            diesel::RunQueryDsl::execute(mark_used!(&token_hash, now), conn)? == 1;
                         if claimed {
                             diesel::RunQueryDsl::execute(
                                 diesel::insert_into(refresh_tokens::table).values(&next),
@@ -166,22 +187,11 @@ where
                 .first::<WithGrantTuple>(conn)
                 .await
                 .optional()?;
-            let Some(found) = found.map(WithGrant::from) else {
-                return Ok(Redeemed::Unknown);
-            };
-            let (next, value) = match decide(&found) {
+            let (found, next, value) = match decided(found, decide) {
                 Ok(decided) => decided,
-                Err(e) => return Ok(Redeemed::Refused(found, e)),
+                Err(answer) => return Ok(answer),
             };
-            let claimed = diesel::update(
-                refresh_tokens::table
-                    .find(token_hash)
-                    .filter(refresh_tokens::used_at.is_null()),
-            )
-            .set(refresh_tokens::used_at.eq(Some(now)))
-            .execute(conn)
-            .await?
-                == 1;
+            let claimed = mark_used!(token_hash, now).execute(conn).await? == 1;
             if !claimed {
                 return Ok(Redeemed::Reused(found));
             }
