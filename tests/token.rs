@@ -633,6 +633,43 @@ async fn refused_requests_do_not_burn_tokens_or_codes() {
     assert_eq!(s, 200, "the owner's token still works: {b}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_code_refused_for_its_verifier_is_burned() {
+    let server = TestServer::start().await;
+    let (client_id, secret) = server.client(false, REDIRECT).await;
+    let secret = secret.unwrap();
+    server.user("pkce@example.com").await;
+    let (code, verifier) = code_for(&server, &client_id, "pkce@example.com").await;
+    let wrong = "x".repeat(verifier.len());
+    let (s, b) = exchange(&server, &client_id, Some(&secret), &code, REDIRECT, &wrong).await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{b}"
+    );
+    // The owner's right verifier now meets a used code: single use holds for refusals too.
+    let (s, b) = exchange(
+        &server,
+        &client_id,
+        Some(&secret),
+        &code,
+        REDIRECT,
+        &verifier,
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{b}"
+    );
+    assert!(
+        b["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("already used")),
+        "{b}"
+    );
+}
+
 async fn introspect(server: &TestServer, client_id: &str, secret: &str, token: &str) -> bool {
     let body: serde_json::Value = plain_client()
         .post(format!("{}/introspect", server.url))

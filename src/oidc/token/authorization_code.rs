@@ -40,8 +40,7 @@ pub async fn exchange(
     let scope = Scope::parse(&row.scope);
     let grant = grant_from(app, &row, now);
     // OIDC Core §11: refresh tokens only when offline access was requested.
-    let refresh_token = scope
-        .has("offline_access")
+    let refresh_token = (checked.is_ok() && scope.has("offline_access"))
         .then(|| issue::mint_refresh_token(app, &grant));
     let redemption = checked.is_ok().then(|| codes::Redemption {
         grant: &grant,
