@@ -871,7 +871,6 @@ async fn client_secret_guessing_is_limited_across_replicas_with_retry_after() {
     let limit = |c: &mut tessera::config::Config| {
         c.rate_limits.client_auth_per_client = tessera::security::rate_limit::Policy {
             max_failures: 4,
-            // Fixed windows: a long one so the test never straddles a window boundary.
             window_secs: 86_400,
         }
     };
@@ -916,7 +915,8 @@ async fn client_secret_guessing_is_limited_across_replicas_with_retry_after() {
             .unwrap()
             .parse()
             .unwrap();
-        assert!((1..=86_400).contains(&retry), "Retry-After {retry}");
+        // The window opened at the first failure, moments ago (not at a clock boundary).
+        assert!((86_000..=86_400).contains(&retry), "Retry-After {retry}");
         let body: serde_json::Value = r.json().await.unwrap();
         assert!(body["error"].is_string(), "{body}");
     }
@@ -926,6 +926,23 @@ async fn client_secret_guessing_is_limited_across_replicas_with_retry_after() {
     println!(
         "client-secret guessing: 4 failures spread over two replicas, then 429 with Retry-After on both"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_limit_window_opens_at_its_first_failure_and_reopens_after_it_ends() {
+    use tessera::store::rate_limits::{Tally, count, hit};
+    let server = TestServer::start().await;
+    let store = &server.app().store;
+    let tally = |failures, ends_at| Tally { failures, ends_at };
+    assert_eq!(count(store, "test:bucket").await.unwrap(), Tally::default());
+    hit(store, "test:bucket", 1_000, 30).await.unwrap();
+    hit(store, "test:bucket", 1_029, 30).await.unwrap();
+    assert_eq!(count(store, "test:bucket").await.unwrap(), tally(2, 1_030));
+    // The first hit after the window ends opens a new one from that moment.
+    hit(store, "test:bucket", 1_030, 30).await.unwrap();
+    assert_eq!(count(store, "test:bucket").await.unwrap(), tally(1, 1_060));
+    hit(store, "test:other", 1_031, 30).await.unwrap();
+    assert_eq!(count(store, "test:bucket").await.unwrap(), tally(1, 1_060));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 //! every replica enforces the same limit. Only failures are counted: a user who signs in
 //! correctly is never slowed down by their own successes.
 
+use crate::store::rate_limits::Tally;
 use crate::store::{self, Store, StoreResult};
 
 #[derive(Debug, Clone, Copy, serde::Deserialize, serde::Serialize)]
@@ -18,31 +19,30 @@ pub enum Decision {
     Limited { retry_after_secs: i64 },
 }
 
-/// The fixed window a failure counts in now, named by its bucket.
+/// The window a failure counts in. A window opens at its first failure and lasts
+/// `window_secs`, so "one per 30 seconds" holds from any failure: a window aligned to the
+/// clock would let two through a second apart across its boundary.
 pub struct Window {
     pub bucket: String,
-    ends_at: i64,
     now: i64,
+    length: i64,
 }
 
 pub fn window(kind: &str, key: &str, policy: &Policy) -> Window {
-    let now = store::now();
-    let length = policy.window_secs.max(1);
-    let index = now.div_euclid(length);
     // The key may hold an email or an IP: digest it so the table holds no personal data.
     Window {
-        bucket: format!("{kind}:{}:{index}", crate::security::digest(key)),
-        ends_at: (index + 1) * length,
-        now,
+        bucket: format!("{kind}:{}", crate::security::digest(key)),
+        now: store::now(),
+        length: policy.window_secs.max(1),
     }
 }
 
 impl Window {
-    /// What `failures` counted so far in this window allow.
-    pub fn decision(&self, failures: i64, policy: &Policy) -> Decision {
-        if failures >= policy.max_failures {
+    /// What the failures counted so far in this window allow.
+    pub fn decision(&self, tally: Tally, policy: &Policy) -> Decision {
+        if tally.ends_at > self.now && tally.failures >= policy.max_failures {
             Decision::Limited {
-                retry_after_secs: (self.ends_at - self.now).max(1),
+                retry_after_secs: (tally.ends_at - self.now).max(1),
             }
         } else {
             Decision::Allowed
@@ -52,8 +52,8 @@ impl Window {
 
 pub async fn check(store: &Store, kind: &str, key: &str, policy: &Policy) -> StoreResult<Decision> {
     let window = window(kind, key, policy);
-    let failures = store::rate_limits::count(store, &window.bucket).await?;
-    Ok(window.decision(failures, policy))
+    let tally = store::rate_limits::count(store, &window.bucket).await?;
+    Ok(window.decision(tally, policy))
 }
 
 pub async fn record_failure(
@@ -63,10 +63,44 @@ pub async fn record_failure(
     policy: &Policy,
 ) -> StoreResult<()> {
     let window = window(kind, key, policy);
-    store::rate_limits::hit(store, &window.bucket, window.ends_at).await?;
+    store::rate_limits::hit(store, &window.bucket, window.now, window.length).await?;
     Ok(())
 }
 
 pub async fn clear(store: &Store, kind: &str, key: &str, policy: &Policy) -> StoreResult<()> {
     store::rate_limits::clear(store, &window(kind, key, policy).bucket).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_window_limits_until_it_ends_and_an_ended_one_counts_nothing() {
+        let policy = Policy {
+            max_failures: 2,
+            window_secs: 30,
+        };
+        let at = |now| Window {
+            bucket: "b".into(),
+            now,
+            length: 30,
+        };
+        let full = Tally {
+            failures: 2,
+            ends_at: 130,
+        };
+        assert_eq!(
+            at(101).decision(full, &policy),
+            Decision::Limited {
+                retry_after_secs: 29
+            }
+        );
+        assert_eq!(at(130).decision(full, &policy), Decision::Allowed);
+        let one = Tally {
+            failures: 1,
+            ends_at: 130,
+        };
+        assert_eq!(at(101).decision(one, &policy), Decision::Allowed);
+    }
 }

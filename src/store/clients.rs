@@ -98,21 +98,24 @@ pub async fn find_with_failures(
     store: &Store,
     id: &str,
     bucket: &str,
-) -> StoreResult<Option<(Client, i64)>> {
+) -> StoreResult<Option<(Client, super::rate_limits::Tally)>> {
     use super::schema::rate_limits;
     if !super::storable(id) {
         return Ok(None);
     }
-    let row: Option<(ClientRow, Option<i64>)> = with_conn!(store, |conn| {
+    let row: Option<(ClientRow, Option<(i64, i64)>)> = with_conn!(store, |conn| {
         clients::table
             .left_join(rate_limits::table.on(rate_limits::bucket.eq(bucket)))
             .filter(clients::id.eq(id))
-            .select((ClientRow::as_select(), rate_limits::hits.nullable()))
+            .select((
+                ClientRow::as_select(),
+                (rate_limits::hits, rate_limits::expires_at).nullable(),
+            ))
             .first(conn)
             .await
             .optional()?
     });
-    row.map(|(client, failures)| Ok((Client::try_from(client)?, failures.unwrap_or(0))))
+    row.map(|(client, tally)| Ok((Client::try_from(client)?, tally.into())))
         .transpose()
 }
 

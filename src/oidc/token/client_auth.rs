@@ -100,11 +100,11 @@ pub async fn authenticate(
     } else {
         None
     };
-    let (client, failures) = match found {
-        Some((client, failures)) => (Some(client), failures),
+    let (client, tally) = match found {
+        Some((client, tally)) => (Some(client), tally),
         None => (None, rate_limits::count(&app.store, &window.bucket).await?),
     };
-    if let Decision::Limited { retry_after_secs } = window.decision(failures, policy) {
+    if let Decision::Limited { retry_after_secs } = window.decision(tally, policy) {
         return Err(Error::RateLimited {
             retry_after_secs,
             description: "too many failed client authentications; try again later".into(),
