@@ -50,6 +50,9 @@ pub struct SoakReport {
     target_requests_per_second: f64,
     achieved_requests_per_second: f64,
     signins: u64,
+    /// Refresh-token families answered "revoked" because the session they were issued in
+    /// ended; each was replaced after a new sign-in.
+    families_ended: u64,
     pub errors: u64,
     error_samples: Vec<String>,
     samples: Vec<Sample>,
@@ -65,6 +68,7 @@ struct Counters {
     ok: AtomicU64,
     errors: AtomicU64,
     signins: AtomicU64,
+    families_ended: AtomicU64,
     samples: std::sync::Mutex<Vec<String>>,
 }
 
@@ -124,6 +128,7 @@ pub async fn run(s: Settings) -> R<SoakReport> {
         ok: AtomicU64::new(0),
         errors: AtomicU64::new(0),
         signins: AtomicU64::new(0),
+        families_ended: AtomicU64::new(0),
         samples: Default::default(),
     });
     let stop = Arc::new(AtomicBool::new(false));
@@ -179,9 +184,15 @@ pub async fn run(s: Settings) -> R<SoakReport> {
                     Ok(()) => {
                         counters.ok.fetch_add(1, Ordering::Relaxed);
                     }
-                    // The bench's own session ends like any other (120 s here): sign in
-                    // again, as a browser would, and carry on.
-                    Err(e) if e.contains("/login") => {
+                    // The bench's own session ends like any other (120 s here), and the
+                    // refresh-token families issued in it end with it: sign in again, as a
+                    // browser would, start a new family and carry on. Nothing else revokes
+                    // in this run, so `families_ended` should be about one per worker per
+                    // session lifetime.
+                    Err(e) if e.contains("/login") || e.contains("has been revoked") => {
+                        if e.contains("has been revoked") {
+                            counters.families_ended.fetch_add(1, Ordering::Relaxed);
+                        }
                         match sign_in(&target.base, &client_id).await {
                             Ok(cookie) => {
                                 counters.signins.fetch_add(1, Ordering::Relaxed);
@@ -192,6 +203,10 @@ pub async fn run(s: Settings) -> R<SoakReport> {
                                     &secret,
                                     Flavor::Tessera { cookie },
                                 )?);
+                                match target.new_family(&http).await {
+                                    Ok(f) => family = f,
+                                    Err(e) => counters.error(format!("new family: {e}")),
+                                }
                             }
                             Err(e) => counters.error(format!("sign-in again: {e}")),
                         }
@@ -313,6 +328,7 @@ pub async fn run(s: Settings) -> R<SoakReport> {
             1,
         ),
         signins: counters.signins.load(Ordering::Relaxed),
+        families_ended: counters.families_ended.load(Ordering::Relaxed),
         errors: counters.errors.load(Ordering::Relaxed),
         error_samples: counters.samples.lock().unwrap().clone(),
         rss_first_kib: rss_first,
@@ -330,7 +346,8 @@ pub fn markdown(r: &SoakReport) -> String {
     let _ = writeln!(
         md,
         "{}; **{}**; {} s at {:.0} req/s (half of the {:.0} req/s refresh capacity measured first), \
-         achieved {:.1} req/s, plus {} password sign-ins; {} errors.\n",
+         achieved {:.1} req/s, plus {} password sign-ins; {} refresh-token families ended \
+         with their session and were replaced; {} errors.\n",
         r.machine,
         r.backend,
         r.seconds,
@@ -338,6 +355,7 @@ pub fn markdown(r: &SoakReport) -> String {
         r.capacity_refresh_per_second,
         r.achieved_requests_per_second,
         r.signins,
+        r.families_ended,
         r.errors
     );
     if let Some(first) = r.samples.first() {
