@@ -262,7 +262,9 @@ test('the demo sensitive operation forces a fresh sign-in once auth_time is too 
     await shot(page, '06-sensitive-fresh.png');
 
     // Past the window: Tessera asks to confirm it's the same user (prompt=login + id_token_hint).
-    await page.waitForTimeout(5500);
+    // auth_time and the demo's clock have one-second resolution, so "more than 5 s old" needs
+    // 6 whole seconds on the clock: 5.5 s after a sign-in early in a second reads as 5.
+    await page.waitForTimeout(6500);
     await page.locator('#sensitive-operation').click();
     await page.waitForURL(isSignInPage);
     assert.equal(await page.locator('h1').textContent(), "Confirm it's you");
