@@ -186,9 +186,10 @@ pub async fn run(s: Settings) -> R<SoakReport> {
                     }
                     // The bench's own session ends like any other (120 s here), and the
                     // refresh-token families issued in it end with it: sign in again, as a
-                    // browser would, start a new family and carry on. Nothing else revokes
-                    // in this run, so `families_ended` should be about one per worker per
-                    // session lifetime.
+                    // browser would, start a new family and carry on. A worker usually meets
+                    // the sign-in page (a code flow) before the sweeper revokes its old family,
+                    // so `families_ended` stays near 0; nothing else revokes in this run, so a
+                    // large count would point at a server-side revocation to look into.
                     Err(e) if e.contains("/login") || e.contains("has been revoked") => {
                         if e.contains("has been revoked") {
                             counters.families_ended.fetch_add(1, Ordering::Relaxed);
