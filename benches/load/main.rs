@@ -42,6 +42,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HeaderValue, LOCATION
 use serde::Serialize;
 
 mod peer;
+mod raw_http;
 mod soak;
 
 type R<T> = Result<T, String>;
@@ -627,6 +628,11 @@ impl Target {
             .ok_or_else(|| format!("GET /authorize: 303 without a code: {location}"))
     }
 
+    fn token_conn(&self) -> R<raw_http::TokenConn> {
+        let authorization = self.basic.to_str().ctx("basic header")?;
+        raw_http::TokenConn::new(&self.token_url, authorization, REQUEST_TIMEOUT)
+    }
+
     /// `POST /token` with the given form body; returns the JSON body of a 200.
     async fn token(&self, http: &reqwest::Client, form: String) -> R<bytes::Bytes> {
         let resp = http
@@ -780,7 +786,10 @@ enum Job {
 }
 
 struct Worker {
+    /// Setup and recovery (codes, new families) and the GET job.
     http: reqwest::Client,
+    /// The measured token requests ([`raw_http`]).
+    conn: raw_http::TokenConn,
     job: Job,
 }
 
@@ -792,13 +801,36 @@ enum Outcome {
 }
 
 impl Worker {
-    fn new(job: Job) -> R<Worker> {
+    fn new(target: &Target, job: Job) -> R<Worker> {
+        Worker::with_client(target, plain_client()?, job)
+    }
+
+    fn with_client(target: &Target, http: reqwest::Client, job: Job) -> R<Worker> {
         Ok(Worker {
-            http: plain_client()?,
+            http,
+            conn: target.token_conn()?,
             job,
         })
     }
+}
 
+/// `POST /token` on a worker's own connection; the body of a 200.
+async fn post_token(conn: &mut raw_http::TokenConn, form: &str) -> R<Vec<u8>> {
+    let answer = conn
+        .post(form)
+        .await
+        .map_err(|e| format!("POST /token: {e}"))?;
+    if answer.status != 200 {
+        return Err(format!(
+            "POST /token: {} {}",
+            answer.status,
+            snippet(&answer.body)
+        ));
+    }
+    Ok(answer.body)
+}
+
+impl Worker {
     async fn step(&mut self, target: &Target) -> Outcome {
         match &mut self.job {
             Job::Get(url) => {
@@ -817,7 +849,8 @@ impl Worker {
                 let Some(code) = pool.take() else {
                     return Outcome::Done;
                 };
-                match target.token(&self.http, target.code_form(code)).await {
+                let form = target.code_form(code);
+                match post_token(&mut self.conn, &form).await {
                     Ok(body) if contains(&body, b"\"id_token\"") => Outcome::Ok,
                     Ok(body) => Outcome::Err(format!(
                         "code exchange without id_token: {}",
@@ -827,10 +860,7 @@ impl Worker {
                 }
             }
             Job::ClientCredentials => {
-                match target
-                    .token(&self.http, "grant_type=client_credentials".into())
-                    .await
-                {
+                match post_token(&mut self.conn, "grant_type=client_credentials").await {
                     Ok(body) if contains(&body, b"\"access_token\"") => Outcome::Ok,
                     Ok(body) => Outcome::Err(format!(
                         "client credentials without access_token: {}",
@@ -841,17 +871,17 @@ impl Worker {
             }
             Job::Refresh(token) => {
                 let form = format!("grant_type=refresh_token&refresh_token={}", enc(token));
-                let body = match target.token(&self.http, form).await {
+                let body = match post_token(&mut self.conn, &form).await {
                     Ok(b) => b,
                     Err(e) => return Outcome::Err(e),
                 };
-                let v: serde_json::Value = match serde_json::from_slice(&body) {
+                let answer: RefreshAnswer = match serde_json::from_slice(&body) {
                     Ok(v) => v,
                     Err(e) => return Outcome::Err(format!("refresh response is not JSON: {e}")),
                 };
-                match (v["refresh_token"].as_str(), v["id_token"].as_str()) {
+                match (answer.refresh_token, answer.id_token) {
                     (Some(next), Some(_)) => {
-                        *token = next.to_owned();
+                        *token = next;
                         Outcome::Ok
                     }
                     _ => Outcome::Err(format!("refresh response lacks tokens: {}", snippet(&body))),
@@ -867,6 +897,13 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// The parts of a refresh answer the generator reads (the rest is skipped, not built).
+#[derive(serde::Deserialize)]
+struct RefreshAnswer {
+    refresh_token: Option<String>,
+    id_token: Option<serde::de::IgnoredAny>,
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -1168,7 +1205,7 @@ async fn phase_get(
     let shared = PhaseShared::new(s.max_requests_per_phase);
     let url = format!("{}{path}", target.base);
     let workers = (0..s.concurrency)
-        .map(|_| Worker::new(Job::Get(url.clone())))
+        .map(|_| Worker::new(target, Job::Get(url.clone())))
         .collect::<R<Vec<_>>>()?;
     let start = Instant::now();
     let measure_from = start + secs(s.warmup_seconds);
@@ -1352,7 +1389,7 @@ async fn phase_code_exchange(target: &Arc<Target>, s: &Settings, pid: u32) -> R<
             stale: AtomicU64::new(0),
         });
         let workers = (0..c)
-            .map(|_| Worker::new(Job::Exchange(pool.clone())))
+            .map(|_| Worker::new(target, Job::Exchange(pool.clone())))
             .collect::<R<Vec<_>>>()?;
         let start = Instant::now();
         let end = start + secs(left);
@@ -1397,7 +1434,7 @@ async fn phase_code_exchange(target: &Arc<Target>, s: &Settings, pid: u32) -> R<
             stale: AtomicU64::new(0),
         });
         let workers = (0..c)
-            .map(|_| Worker::new(Job::Exchange(pool.clone())))
+            .map(|_| Worker::new(target, Job::Exchange(pool.clone())))
             .collect::<R<Vec<_>>>()?;
         let seg_shared = PhaseShared::new(
             shared
@@ -1462,10 +1499,7 @@ async fn phase_refresh(target: &Arc<Target>, s: &Settings, pid: u32) -> R<(Phase
         families.push(tokio::spawn(async move {
             let http = plain_client()?;
             let token = target.new_family(&http).await?;
-            Ok::<_, String>(Worker {
-                http,
-                job: Job::Refresh(token),
-            })
+            Worker::with_client(&target, http, Job::Refresh(token))
         }));
     }
     let mut workers = Vec::new();
@@ -1503,7 +1537,7 @@ async fn phase_client_credentials(target: &Arc<Target>, s: &Settings, pid: u32) 
     let rss = RssSampler::start(pid);
     let shared = PhaseShared::new(s.max_requests_per_phase);
     let workers = (0..s.concurrency)
-        .map(|_| Worker::new(Job::ClientCredentials))
+        .map(|_| Worker::new(target, Job::ClientCredentials))
         .collect::<R<Vec<_>>>()?;
     let start = Instant::now();
     let measure_from = start + secs(s.warmup_seconds);
