@@ -1,16 +1,22 @@
 //! CPU-heavy work never runs on the async runtime's worker threads.
 //!
-//! - [`run`]: work a request waits for right now (RSA signing), on a blocking task gated by a
-//!   semaphore sized to the cores.
+//! - [`run`]: work a request waits for right now (RSA signing), on as many dedicated threads as
+//!   there are cores.
 //! - [`run_low_priority`]: password hashing (argon2id, tens of milliseconds and 19 MiB each),
 //!   on a few dedicated threads at the lowest scheduling priority (SCHED_IDLE). When discovery,
 //!   JWKS or the token endpoint want the cores, the kernel runs them first, so a burst of
 //!   sign-ins slows sign-ins down and nothing else; when the machine is idle the hashing still
 //!   gets every cycle.
+//!
+//! Both are a [`Lane`]: a fixed set of named threads fed by a queue. Signing used to go to
+//! tokio's blocking pool behind a semaphore; under the refresh grant that pool grew to dozens of
+//! threads, each picked in turn and each cold, and the hand-offs between them were a large part
+//! of the kernel's share of the profile. A few threads that stay busy keep their caches.
+//! The store's SQLite writer is a one-thread lane too ([`crate::store::Store::with_sqlite_writer`]).
 
-use std::sync::{Mutex, OnceLock, mpsc};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::oneshot;
 
 fn cores() -> usize {
     std::thread::available_parallelism()
@@ -18,49 +24,30 @@ fn cores() -> usize {
         .unwrap_or(2)
 }
 
-fn permits() -> &'static Semaphore {
-    static PERMITS: OnceLock<Semaphore> = OnceLock::new();
-    PERMITS.get_or_init(|| Semaphore::new(cores()))
-}
-
 #[derive(Debug, thiserror::Error)]
 #[error("CPU task failed: {0}")]
 pub struct CpuError(String);
 
-pub async fn run<T, F>(work: F) -> Result<T, CpuError>
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    let _permit = permits()
-        .acquire()
-        .await
-        .map_err(|e| CpuError(e.to_string()))?;
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| CpuError(e.to_string()))
-}
-
 type Job = Box<dyn FnOnce() + Send>;
 
-/// Niceness of the low-priority threads where SCHED_IDLE is refused ([`lower_own_priority`]):
-/// the lowest, weight 15 against 1024 for normal threads.
-const LOW_PRIORITY_NICE: i32 = 19;
+/// Threads that run queued jobs in order of arrival. They end when the lane is dropped.
+pub struct Lane {
+    queue: mpsc::Sender<Job>,
+}
 
-fn low_priority_queue() -> &'static Mutex<mpsc::Sender<Job>> {
-    static QUEUE: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
-    QUEUE.get_or_init(|| {
-        let (sender, receiver) = mpsc::channel::<Job>();
-        let receiver = std::sync::Arc::new(Mutex::new(receiver));
-        // As many threads as cores: on an idle machine sign-ins use all of it; the memory
-        // bound is one argon2 block per thread.
-        for i in 0..cores() {
+impl Lane {
+    /// `threads` threads named `{name}-{i}`, each running `setup` first.
+    pub fn new(name: &str, threads: usize, setup: fn()) -> Lane {
+        let (queue, receiver) = mpsc::channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for i in 0..threads.max(1) {
             let receiver = receiver.clone();
             std::thread::Builder::new()
-                .name(format!("tessera-lowprio-{i}"))
+                .name(format!("{name}-{i}"))
                 .spawn(move || {
-                    lower_own_priority();
+                    setup();
                     loop {
+                        // The lock is held only while waiting for the next job.
                         let job = match receiver.lock() {
                             Ok(r) => r.recv(),
                             Err(_) => return,
@@ -71,11 +58,49 @@ fn low_priority_queue() -> &'static Mutex<mpsc::Sender<Job>> {
                         }
                     }
                 })
-                .expect("spawning a low-priority worker thread");
+                .expect("spawning a worker thread");
         }
-        Mutex::new(sender)
-    })
+        Lane { queue }
+    }
+
+    /// Runs `work` on one of the lane's threads and waits for its result. A panic in `work` is
+    /// an error here; the thread lives on.
+    pub async fn run<T, F>(&self, work: F) -> Result<T, CpuError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (reply, result) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+            let _ = reply.send(outcome);
+        });
+        self.queue
+            .send(job)
+            .map_err(|_| CpuError("worker threads stopped".into()))?;
+        match result.await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(_)) => Err(CpuError("task panicked".into())),
+            Err(_) => Err(CpuError("task dropped".into())),
+        }
+    }
 }
+
+/// Runs `work` (RSA signing, key generation) on a signing thread and waits for its result.
+pub async fn run<T, F>(work: F) -> Result<T, CpuError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    static LANE: OnceLock<Lane> = OnceLock::new();
+    LANE.get_or_init(|| Lane::new("tessera-cpu", cores(), || {}))
+        .run(work)
+        .await
+}
+
+/// Niceness of the low-priority threads where SCHED_IDLE is refused ([`lower_own_priority`]):
+/// the lowest, weight 15 against 1024 for normal threads.
+const LOW_PRIORITY_NICE: i32 = 19;
 
 /// Linux keeps the scheduling policy per thread (not per process, unlike POSIX), so this
 /// lowers only the calling worker thread: SCHED_IDLE, and nice 19 where that is refused.
@@ -98,27 +123,17 @@ fn lower_own_priority() {
     }
 }
 
-/// Runs `work` on a low-priority thread and waits for its result.
+/// Runs `work` on a low-priority thread and waits for its result. As many threads as cores: on
+/// an idle machine sign-ins use all of it; the memory bound is one argon2 block per thread.
 pub async fn run_low_priority<T, F>(work: F) -> Result<T, CpuError>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let (reply, result) = oneshot::channel();
-    let job: Job = Box::new(move || {
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
-        let _ = reply.send(outcome);
-    });
-    low_priority_queue()
-        .lock()
-        .map_err(|_| CpuError("low-priority queue poisoned".into()))?
-        .send(job)
-        .map_err(|_| CpuError("low-priority workers stopped".into()))?;
-    match result.await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(_)) => Err(CpuError("low-priority task panicked".into())),
-        Err(_) => Err(CpuError("low-priority task dropped".into())),
-    }
+    static LANE: OnceLock<Lane> = OnceLock::new();
+    LANE.get_or_init(|| Lane::new("tessera-lowprio", cores(), lower_own_priority))
+        .run(work)
+        .await
 }
 
 #[cfg(test)]
@@ -137,6 +152,35 @@ mod tests {
                 .map(Result::unwrap)
                 .collect();
         assert_eq!(results, (0..8).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_lane_runs_jobs_in_order_on_its_own_threads_and_survives_panics() {
+        let lane = Lane::new("test-lane", 1, || {});
+        let runtime_thread = std::thread::current().id();
+        let (order, thread) = {
+            let order = Arc::new(Mutex::new(Vec::new()));
+            let jobs = (0..16).map(|i| {
+                let order = order.clone();
+                lane.run(move || {
+                    order.lock().unwrap().push(i);
+                    std::thread::current().id()
+                })
+            });
+            let threads = futures_util::future::join_all(jobs).await;
+            let thread = threads[0].as_ref().unwrap().to_owned();
+            assert!(threads.iter().all(|t| t.as_ref().unwrap() == &thread));
+            (order.lock().unwrap().clone(), thread)
+        };
+        assert_eq!(
+            order,
+            (0..16).collect::<Vec<_>>(),
+            "one thread: arrival order"
+        );
+        assert_ne!(thread, runtime_thread);
+        assert!(lane.run(|| -> u8 { panic!("boom") }).await.is_err());
+        assert_eq!(lane.run(|| 7).await.unwrap(), 7);
+        assert_eq!(run(|| 6 * 7).await.unwrap(), 42);
     }
 
     #[cfg(target_os = "linux")]

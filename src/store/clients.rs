@@ -8,7 +8,7 @@ use diesel::{
 use diesel_async::RunQueryDsl;
 
 use super::schema::clients;
-use super::{Store, StoreResult, decode_list, with_conn};
+use super::{Backend, Store, StoreResult, decode_list, with_conn};
 
 #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
 #[diesel(treat_none_as_default_value = false)]
@@ -103,18 +103,34 @@ pub async fn find_with_failures(
     if !super::storable(id) {
         return Ok(None);
     }
-    let row: Option<(ClientRow, Option<(i64, i64)>)> = with_conn!(store, |conn| {
-        clients::table
-            .left_join(rate_limits::table.on(rate_limits::bucket.eq(bucket)))
-            .filter(clients::id.eq(id))
-            .select((
-                ClientRow::as_select(),
-                (rate_limits::hits, rate_limits::expires_at).nullable(),
-            ))
-            .first(conn)
-            .await
-            .optional()?
-    });
+    macro_rules! query {
+        ($id:expr, $bucket:expr) => {
+            clients::table
+                .left_join(rate_limits::table.on(rate_limits::bucket.eq($bucket)))
+                .filter(clients::id.eq($id))
+                .select((
+                    ClientRow::as_select(),
+                    (rate_limits::hits, rate_limits::expires_at).nullable(),
+                ))
+        };
+    }
+    type Found = Option<(ClientRow, Option<(i64, i64)>)>;
+    let row: Found = match &store.backend {
+        // Every token request starts here: on SQLite it runs on the token endpoint's connection
+        // and thread, whose page cache stays warm ([`Store::with_sqlite_writer`]), instead of
+        // a pooled connection that another connection's last write left with a cold cache.
+        Backend::Sqlite(_) => {
+            let (id, bucket) = (id.to_owned(), bucket.to_owned());
+            store
+                .with_sqlite_writer(move |conn| {
+                    diesel::RunQueryDsl::first(query!(&id, &bucket), conn).optional()
+                })
+                .await?
+        }
+        Backend::Postgres(_) => with_conn!(store, |conn| {
+            query!(id, bucket).first(conn).await.optional()?
+        }),
+    };
     row.map(|(client, tally)| Ok((Client::try_from(client)?, tally.into())))
         .transpose()
 }

@@ -76,8 +76,8 @@ pub struct Redemption<'a> {
 /// (`None`: a refused request that still burns the code). `false`: it was redeemed before (or
 /// purged) in the meantime, and nothing was stored.
 ///
-/// On SQLite it is one hop to the blocking pool and one IMMEDIATE transaction under the
-/// in-process writer lock ([`Store::sqlite_writer`]); the claim and the grant commit together,
+/// On SQLite it is one hop to the writer thread and one IMMEDIATE transaction on its
+/// connection ([`Store::with_sqlite_writer`]); the claim and the grant commit together,
 /// so a replay never finds the code used but its grant missing. On PostgreSQL the statements
 /// run one after the other: the UPDATE alone decides.
 pub async fn consume(
@@ -97,15 +97,12 @@ pub async fn consume(
         };
     }
     match &store.backend {
-        Backend::Sqlite(pool) => {
-            let writer = store.sqlite_writer();
-            let mut conn = pool.get().await?;
+        Backend::Sqlite(_) => {
             let code_hash = code_hash.to_owned();
             let grant = redemption.as_ref().map(|r| r.grant.clone());
             let refresh_token = redemption.and_then(|r| r.refresh_token.cloned());
-            Ok(conn
-                .spawn_blocking(move |conn| {
-                    let _turn = writer.lock().unwrap_or_else(|e| e.into_inner());
+            store
+                .with_sqlite_writer(move |conn| {
                     conn.immediate_transaction(|conn| {
                         let claimed = diesel::RunQueryDsl::execute(claim!(&code_hash), conn)? == 1;
                         if claimed && let Some(grant) = &grant {
@@ -123,7 +120,7 @@ pub async fn consume(
                         Ok(claimed)
                     })
                 })
-                .await?)
+                .await
         }
         Backend::Postgres(pool) => {
             let conn = &mut *pool.get().await?;

@@ -8,7 +8,7 @@ use diesel::{
 use diesel_async::RunQueryDsl;
 
 use super::schema::grants;
-use super::{Store, StoreResult, with_conn};
+use super::{Backend, Store, StoreResult, with_conn};
 
 #[derive(Debug, Clone, diesel::Queryable, diesel::Selectable, diesel::Insertable)]
 #[diesel(treat_none_as_default_value = false)]
@@ -27,7 +27,18 @@ pub struct GrantRow {
     pub revoked_at: Option<i64>,
 }
 
+/// On SQLite through the shared writer connection ([`Store::with_sqlite_writer`]): the
+/// client-credentials grant inserts one per token, at the token endpoint's rate.
 pub async fn insert(store: &Store, row: &GrantRow) -> StoreResult<()> {
+    if let Backend::Sqlite(_) = &store.backend {
+        let row = row.clone();
+        return store
+            .with_sqlite_writer(move |conn| {
+                diesel::RunQueryDsl::execute(diesel::insert_into(grants::table).values(&row), conn)
+                    .map(|_| ())
+            })
+            .await;
+    }
     with_conn!(store, |conn| {
         diesel::insert_into(grants::table)
             .values(row)

@@ -71,8 +71,15 @@ pub struct Store {
     url: String,
     /// SQLite: a shared lock that tells `tessera restore` the database is in use.
     _in_use: Option<std::sync::Arc<std::fs::File>>,
-    /// SQLite: see [`Store::sqlite_writer`].
-    sqlite_writer: std::sync::Arc<std::sync::Mutex<()>>,
+    /// SQLite: see [`Store::with_sqlite_writer`].
+    sqlite_writer: std::sync::Arc<SqliteWriter>,
+}
+
+/// SQLite: the shared writer connection and the thread it runs on ([`Store::with_sqlite_writer`]).
+#[derive(Default)]
+pub(crate) struct SqliteWriter {
+    lane: std::sync::OnceLock<crate::cpu::Lane>,
+    connection: std::sync::Mutex<Option<SqliteConnection>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -150,17 +157,55 @@ macro_rules! with_conn {
 pub(crate) use with_conn;
 
 impl Store {
-    /// SQLite: the lock that hot-path writers take, on their blocking-pool thread, around
-    /// their write transaction.
+    /// SQLite: runs `work` on the one connection that the token endpoint's statements share
+    /// (the client read and the write transactions of the refresh, code and client-credentials
+    /// grants), on that connection's own thread, one job at a time in order of arrival.
     ///
     /// SQLite has one writer at a time. A connection that finds the write lock taken sleeps in
     /// its busy handler (1, 2, 5, 10 … ms), however short the transaction ahead of it, and
     /// under a burst of refresh grants those sleeps made the latency tail. Writers in this
-    /// process queue on this lock instead and are woken the moment the writer ahead commits;
-    /// the busy timeout still covers every other writer (the CLI, rarer statements, other
-    /// processes). Held for the transaction only, never across an await.
-    pub(crate) fn sqlite_writer(&self) -> std::sync::Arc<std::sync::Mutex<()>> {
-        self.sqlite_writer.clone()
+    /// process queue for this thread instead; the busy timeout still covers every other writer
+    /// (the CLI, rarer statements, other processes).
+    ///
+    /// One connection on one thread rather than a lock around pooled connections on the
+    /// blocking pool: in WAL mode a connection drops its whole page cache when it begins a
+    /// transaction after another connection wrote, so with pooled writers nearly every statement
+    /// re-read its B-tree pages from the file, and each queued writer parked a blocking-pool
+    /// thread on the lock. The only writer keeps its cache across its own commits, and waiting
+    /// writers are just queued jobs. The thread and the connection start on first use (with
+    /// the pool's pragmas); the connection is reopened if a panic interrupted a job.
+    pub(crate) async fn with_sqlite_writer<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        F: FnOnce(&mut SqliteConnection) -> diesel::QueryResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let writer = self.sqlite_writer.clone();
+        let path = self.url.clone();
+        let lane = self
+            .sqlite_writer
+            .lane
+            .get_or_init(|| crate::cpu::Lane::new("tessera-sqlite-writer", 1, || {}));
+        lane.run(move || {
+            // Only this lane's one thread takes the lock: it is never contended, and it is
+            // poisoned only if a job panicked, leaving the connection in an unknown state.
+            let mut slot = writer.connection.lock().unwrap_or_else(|poisoned| {
+                let mut slot = poisoned.into_inner();
+                *slot = None;
+                slot
+            });
+            let conn = match &mut *slot {
+                Some(conn) => conn,
+                None => {
+                    let mut conn = SqliteConnection::establish(&path)
+                        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                    conn.batch_execute(SQLITE_PRAGMAS)?;
+                    slot.insert(conn)
+                }
+            };
+            Ok(work(conn)?)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("SQLite writer: {e}")))?
     }
 
     /// Connects to `sqlite://PATH` or `postgres://…`, creating the SQLite file's folder if needed.

@@ -129,12 +129,11 @@ pub enum Redeemed<T, E> {
 /// and stores the successor only if this call won. `decide` runs before anything is written:
 /// a refused request (another client's token, a wider scope) must not burn the owner's token.
 ///
-/// On SQLite the read, the UPDATE and the INSERT run in one hop to the blocking pool, the two
-/// writes in one IMMEDIATE transaction (one lock, one commit) under the in-process writer lock
-/// ([`Store::sqlite_writer`]): each hop is a hand-off between threads, and the refresh grant is
-/// the token endpoint's hot path. On PostgreSQL they are
-/// three statements: the UPDATE alone decides, and a failed insert after it only costs the
-/// client its token.
+/// On SQLite the read, the UPDATE and the INSERT run in one hop to the writer thread
+/// ([`Store::with_sqlite_writer`]), the two writes in one IMMEDIATE transaction (one lock, one
+/// commit): each hop is a hand-off between threads, and the refresh grant is the token
+/// endpoint's hot path. On PostgreSQL they are three statements: the UPDATE alone decides, and
+/// a failed insert after it only costs the client its token.
 pub async fn redeem<T, E>(
     store: &Store,
     token_hash: &str,
@@ -146,12 +145,10 @@ where
     E: Send + 'static,
 {
     match &store.backend {
-        Backend::Sqlite(pool) => {
-            let writer = store.sqlite_writer();
-            let mut conn = pool.get().await?;
+        Backend::Sqlite(_) => {
             let token_hash = token_hash.to_owned();
-            Ok(conn
-                .spawn_blocking(move |conn| {
+            store
+                .with_sqlite_writer(move |conn| {
                     let found = diesel::RunQueryDsl::first::<WithGrantTuple>(
                         with_grant_query!(&token_hash),
                         conn,
@@ -161,7 +158,6 @@ where
                         Ok(decided) => decided,
                         Err(answer) => return Ok(answer),
                     };
-                    let _turn = writer.lock().unwrap_or_else(|e| e.into_inner());
                     let claimed = conn.immediate_transaction(|conn| {
                         let claimed =
                             diesel::RunQueryDsl::execute(mark_used!(&token_hash, now), conn)? == 1;
@@ -179,7 +175,7 @@ where
                         Redeemed::Reused(found)
                     })
                 })
-                .await?)
+                .await
         }
         Backend::Postgres(pool) => {
             let conn = &mut *pool.get().await?;
