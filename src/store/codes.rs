@@ -48,20 +48,35 @@ pub async fn find_with_user(
     store: &Store,
     code_hash: &str,
 ) -> StoreResult<Option<(CodeRow, Option<User>, Option<Organization>)>> {
-    with_conn!(store, |conn| {
-        Ok(authorization_codes::table
-            .left_join(users::table.on(users::id.eq(authorization_codes::user_id)))
-            .left_join(organizations::table.on(organizations::id.eq(users::org_id)))
-            .filter(authorization_codes::code_hash.eq(code_hash))
-            .select((
-                CodeRow::as_select(),
-                Option::<User>::as_select(),
-                Option::<Organization>::as_select(),
-            ))
-            .first::<(CodeRow, Option<User>, Option<Organization>)>(conn)
-            .await
-            .optional()?)
-    })
+    macro_rules! query {
+        ($code_hash:expr) => {
+            authorization_codes::table
+                .left_join(users::table.on(users::id.eq(authorization_codes::user_id)))
+                .left_join(organizations::table.on(organizations::id.eq(users::org_id)))
+                .filter(authorization_codes::code_hash.eq($code_hash))
+                .select((
+                    CodeRow::as_select(),
+                    Option::<User>::as_select(),
+                    Option::<Organization>::as_select(),
+                ))
+        };
+    }
+    type Found = (CodeRow, Option<User>, Option<Organization>);
+    match &store.backend {
+        // On the token endpoint's connection, like the client read before it and the
+        // redemption after it ([`Store::with_sqlite_writer`]): a warm page cache.
+        Backend::Sqlite(_) => {
+            let code_hash = code_hash.to_owned();
+            store
+                .with_sqlite_writer(move |conn| {
+                    diesel::RunQueryDsl::first::<Found>(query!(&code_hash), conn).optional()
+                })
+                .await
+        }
+        Backend::Postgres(_) => with_conn!(store, |conn| {
+            Ok(query!(code_hash).first::<Found>(conn).await.optional()?)
+        }),
+    }
 }
 
 /// What a successful redemption stores once it has claimed the code: the grant, and its first

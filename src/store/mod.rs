@@ -158,8 +158,9 @@ pub(crate) use with_conn;
 
 impl Store {
     /// SQLite: runs `work` on the one connection that the token endpoint's statements share
-    /// (the client read and the write transactions of the refresh, code and client-credentials
-    /// grants), on that connection's own thread, one job at a time in order of arrival.
+    /// (the client and code reads, and the write transactions of the refresh, code and
+    /// client-credentials grants), on that connection's own thread, one job at a time in order
+    /// of arrival.
     ///
     /// SQLite has one writer at a time. A connection that finds the write lock taken sleeps in
     /// its busy handler (1, 2, 5, 10 … ms), however short the transaction ahead of it, and
