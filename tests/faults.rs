@@ -934,15 +934,19 @@ async fn a_rate_limit_window_opens_at_its_first_failure_and_reopens_after_it_end
     let server = TestServer::start().await;
     let store = &server.app().store;
     let tally = |failures, ends_at| Tally { failures, ends_at };
+    // An explicit clock, a day ahead of the real one: windows dated in the past are expired by
+    // the wall clock, and any test server's sweeper (they share the PostgreSQL database) would
+    // purge them between two steps of this test.
+    let t0 = tessera::store::now() + 86_400;
     assert_eq!(count(store, "test:bucket").await.unwrap(), Tally::default());
-    hit(store, "test:bucket", 1_000, 30).await.unwrap();
-    hit(store, "test:bucket", 1_029, 30).await.unwrap();
-    assert_eq!(count(store, "test:bucket").await.unwrap(), tally(2, 1_030));
+    hit(store, "test:bucket", t0, 30).await.unwrap();
+    hit(store, "test:bucket", t0 + 29, 30).await.unwrap();
+    assert_eq!(count(store, "test:bucket").await.unwrap(), tally(2, t0 + 30));
     // The first hit after the window ends opens a new one from that moment.
-    hit(store, "test:bucket", 1_030, 30).await.unwrap();
-    assert_eq!(count(store, "test:bucket").await.unwrap(), tally(1, 1_060));
-    hit(store, "test:other", 1_031, 30).await.unwrap();
-    assert_eq!(count(store, "test:bucket").await.unwrap(), tally(1, 1_060));
+    hit(store, "test:bucket", t0 + 30, 30).await.unwrap();
+    assert_eq!(count(store, "test:bucket").await.unwrap(), tally(1, t0 + 60));
+    hit(store, "test:other", t0 + 31, 30).await.unwrap();
+    assert_eq!(count(store, "test:bucket").await.unwrap(), tally(1, t0 + 60));
 }
 
 // ---------------------------------------------------------------------------------------
