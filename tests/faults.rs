@@ -941,12 +941,21 @@ async fn a_rate_limit_window_opens_at_its_first_failure_and_reopens_after_it_end
     assert_eq!(count(store, "test:bucket").await.unwrap(), Tally::default());
     hit(store, "test:bucket", t0, 30).await.unwrap();
     hit(store, "test:bucket", t0 + 29, 30).await.unwrap();
-    assert_eq!(count(store, "test:bucket").await.unwrap(), tally(2, t0 + 30));
+    assert_eq!(
+        count(store, "test:bucket").await.unwrap(),
+        tally(2, t0 + 30)
+    );
     // The first hit after the window ends opens a new one from that moment.
     hit(store, "test:bucket", t0 + 30, 30).await.unwrap();
-    assert_eq!(count(store, "test:bucket").await.unwrap(), tally(1, t0 + 60));
+    assert_eq!(
+        count(store, "test:bucket").await.unwrap(),
+        tally(1, t0 + 60)
+    );
     hit(store, "test:other", t0 + 31, 30).await.unwrap();
-    assert_eq!(count(store, "test:bucket").await.unwrap(), tally(1, t0 + 60));
+    assert_eq!(
+        count(store, "test:bucket").await.unwrap(),
+        tally(1, t0 + 60)
+    );
 }
 
 // ---------------------------------------------------------------------------------------
