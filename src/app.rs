@@ -162,10 +162,7 @@ pub fn router(app: AppState) -> Router {
     if app.config.demo {
         router = router.nest("/demo", crate::demo::routes());
     }
-    router
-        .layer(axum::middleware::from_fn(move |req, next| {
-            crate::http::security_headers::add(hsts, req, next)
-        }))
+    crate::http::security_headers::add(router, hsts)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(crate::ops::panic_response))

@@ -1,7 +1,8 @@
 //! OpenID Connect Discovery 1.0 §3: every value here describes what the server really does.
 
+use axum::extract::Request;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::HeaderValue;
 use axum::response::Response;
 use serde_json::json;
 
@@ -10,7 +11,7 @@ use crate::config::Config;
 
 pub struct Prepared {
     pub body: bytes::Bytes,
-    pub etag: String,
+    pub etag: HeaderValue,
 }
 
 impl Prepared {
@@ -21,6 +22,7 @@ impl Prepared {
             "\"{}\"",
             &crate::security::hex(&crate::security::sha256(&body))[..32]
         );
+        let etag = HeaderValue::from_str(&etag).expect("hex digits in quotes");
         Prepared {
             body: bytes::Bytes::from(body),
             etag,
@@ -78,9 +80,9 @@ pub fn document(config: &Config) -> serde_json::Value {
     })
 }
 
-pub async fn handler(State(app): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn handler(State(app): State<AppState>, request: Request) -> Response {
     crate::oidc::prepared_json(
-        &headers,
+        request.headers(),
         app.discovery.body.clone(),
         &app.discovery.etag,
         "public, max-age=300",

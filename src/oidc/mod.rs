@@ -41,7 +41,7 @@ pub fn routes() -> Router<AppState> {
 pub(crate) fn prepared_json(
     headers: &axum::http::HeaderMap,
     body: bytes::Bytes,
-    etag: &str,
+    etag: &axum::http::HeaderValue,
     cache_control: &'static str,
 ) -> axum::response::Response {
     use axum::http::{HeaderValue, StatusCode, header};
@@ -49,7 +49,11 @@ pub(crate) fn prepared_json(
     let matches = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+        .is_some_and(|v| {
+            v.split(',')
+                .map(str::trim)
+                .any(|t| t.as_bytes() == etag.as_bytes() || t == "*")
+        });
     let mut response = if matches {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -64,9 +68,7 @@ pub(crate) fn prepared_json(
         header::CACHE_CONTROL,
         HeaderValue::from_static(cache_control),
     );
-    if let Ok(v) = HeaderValue::from_str(etag) {
-        h.insert(header::ETAG, v);
-    }
+    h.insert(header::ETAG, etag.clone());
     // Browsers-based relying parties fetch these cross-origin.
     h.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,

@@ -60,7 +60,7 @@ pub struct KeySet {
     pub active: Arc<SigningKey>,
     verification: HashMap<String, VerificationKey>,
     pub jwks_json: bytes::Bytes,
-    pub jwks_etag: String,
+    pub jwks_etag: axum::http::HeaderValue,
 }
 
 impl KeySet {
@@ -280,6 +280,7 @@ fn set_from_rows(
     let keys: Vec<_> = published.into_iter().map(|(_, jwk)| jwk).collect();
     let body = serde_json::to_vec(&json!({ "keys": keys })).map_err(|e| e.to_string())?;
     let etag = format!("\"{}\"", &hex(&sha256(&body))[..32]);
+    let etag = axum::http::HeaderValue::from_str(&etag).map_err(|e| e.to_string())?;
     Ok(KeySet {
         active: Arc::new(SigningKey {
             kid: active.kid.clone(),
