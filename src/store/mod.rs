@@ -450,6 +450,56 @@ mod tests {
     use super::StoreError;
     use diesel::result::{DatabaseErrorKind, Error};
 
+    /// What [`super::SQLITE_PRAGMAS`] documents, as SQLite reports it back.
+    #[derive(Debug, PartialEq, diesel::QueryableByName)]
+    struct Settings {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        journal_mode: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        busy_timeout: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        synchronous: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        foreign_keys: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        journal_size_limit: i64,
+    }
+
+    const SETTINGS: &str = "SELECT (SELECT journal_mode FROM pragma_journal_mode) AS journal_mode, \
+        (SELECT timeout FROM pragma_busy_timeout) AS busy_timeout, \
+        (SELECT synchronous FROM pragma_synchronous) AS synchronous, \
+        (SELECT foreign_keys FROM pragma_foreign_keys) AS foreign_keys, \
+        (SELECT journal_size_limit FROM pragma_journal_size_limit) AS journal_size_limit";
+
+    #[tokio::test]
+    async fn pooled_and_writer_sqlite_connections_run_with_the_documented_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = super::Store::connect(&url, 2).await.unwrap();
+        let expected = Settings {
+            journal_mode: "wal".into(),
+            busy_timeout: 10_000,
+            synchronous: 1, // NORMAL
+            foreign_keys: 1,
+            journal_size_limit: 64 * 1024 * 1024,
+        };
+        async fn pooled(store: &super::Store) -> super::StoreResult<Settings> {
+            super::with_conn!(store, |conn| {
+                use diesel_async::RunQueryDsl;
+                Ok(diesel::sql_query(SETTINGS).get_result(conn).await?)
+            })
+        }
+        assert_eq!(pooled(&store).await.unwrap(), expected);
+        let writer: Settings = store
+            .with_sqlite_writer(|conn| {
+                use diesel::RunQueryDsl;
+                diesel::sql_query(SETTINGS).get_result(conn)
+            })
+            .await
+            .unwrap();
+        assert_eq!(writer, expected);
+    }
+
     fn database_error(kind: DatabaseErrorKind, message: &str) -> StoreError {
         StoreError::Query(Error::DatabaseError(kind, Box::new(message.to_owned())))
     }
