@@ -334,7 +334,8 @@ async fn discovery_describes_what_the_server_does() {
 #[tokio::test(flavor = "multi_thread")]
 async fn pages_carry_security_headers() {
     let server = TestServer::start().await;
-    for path in ["/", "/login?request=x", "/demo"] {
+    // JSON and the router's fallback too: the headers are layers around every route.
+    for path in ["/", "/login?request=x", "/demo", "/jwks", "/no-such-page"] {
         let r = server.get(path).await;
         let h = r.headers();
         let csp = h["content-security-policy"].to_str().unwrap();

@@ -18,14 +18,9 @@ impl Prepared {
     pub fn new(config: &Config) -> Prepared {
         let doc = document(config);
         let body = serde_json::to_vec_pretty(&doc).expect("static JSON");
-        let etag = format!(
-            "\"{}\"",
-            &crate::security::hex(&crate::security::sha256(&body))[..32]
-        );
-        let etag = HeaderValue::from_str(&etag).expect("hex digits in quotes");
         Prepared {
+            etag: crate::oidc::etag_of(&body),
             body: bytes::Bytes::from(body),
-            etag,
         }
     }
 }

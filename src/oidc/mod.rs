@@ -37,6 +37,15 @@ pub fn routes() -> Router<AppState> {
         .route("/logout/confirm", post(end_session::confirm))
 }
 
+/// A strong validator for prepared bytes: the first 128 bits of their SHA-256, quoted.
+pub(crate) fn etag_of(body: &[u8]) -> axum::http::HeaderValue {
+    let etag = format!(
+        "\"{}\"",
+        &crate::security::hex(&crate::security::sha256(body))[..32]
+    );
+    axum::http::HeaderValue::from_str(&etag).expect("hex digits in quotes")
+}
+
 /// Answers `If-None-Match` with 304 and otherwise sends prepared bytes with validators.
 pub(crate) fn prepared_json(
     headers: &axum::http::HeaderMap,

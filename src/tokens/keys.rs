@@ -14,7 +14,7 @@ use aws_lc_rs::signature::{self, KeyPair, RsaKeyPair, RsaPublicKeyComponents};
 use serde_json::json;
 
 use crate::security::master_key::MasterKey;
-use crate::security::{b64url, hex, sha256};
+use crate::security::{b64url, sha256};
 use crate::store::keys::{STATE_ACTIVE, STATE_NEXT, STATE_RETIRED, SigningKeyRow};
 use crate::store::{self, Store};
 
@@ -279,8 +279,7 @@ fn set_from_rows(
     published.sort_by_key(|(is_active, _)| !is_active);
     let keys: Vec<_> = published.into_iter().map(|(_, jwk)| jwk).collect();
     let body = serde_json::to_vec(&json!({ "keys": keys })).map_err(|e| e.to_string())?;
-    let etag = format!("\"{}\"", &hex(&sha256(&body))[..32]);
-    let etag = axum::http::HeaderValue::from_str(&etag).map_err(|e| e.to_string())?;
+    let etag = crate::oidc::etag_of(&body);
     Ok(KeySet {
         active: Arc::new(SigningKey {
             kid: active.kid.clone(),
