@@ -397,11 +397,13 @@ impl RssSampler {
 /// Clock ticks of `/proc` (USER_HZ), 100 on every common Linux build.
 const TICKS_PER_SECOND: f64 = 100.0;
 
-/// CPU time so far of the server, of this load generator, and of the whole host.
+/// CPU time so far of the server, of its signing threads, of this load generator, and of the
+/// whole host.
 #[derive(Clone, Copy)]
 struct CpuSnapshot {
     at: Instant,
     server: u64,
+    signing: u64,
     loadgen: u64,
     host_busy: u64,
 }
@@ -432,6 +434,25 @@ fn children_ticks() -> u64 {
     stat_ticks("/proc/self/stat", &[16, 17])
 }
 
+/// Tessera's RSA signing threads (`cpu::run`'s lane) are named `tessera-cpu-N`.
+const SIGNING_THREAD_PREFIX: &str = "tessera-cpu-";
+
+/// utime + stime of the process's threads whose name starts with `prefix` (0 for a process
+/// without such threads, like the peer).
+fn thread_ticks(pid: u32, prefix: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|name| name.starts_with(prefix))
+        })
+        .map(|task| process_ticks(&task.path().join("stat").to_string_lossy()))
+        .sum()
+}
+
 fn host_busy_ticks() -> u64 {
     let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
         return 0;
@@ -454,6 +475,7 @@ impl CpuSnapshot {
         CpuSnapshot {
             at: Instant::now(),
             server: process_ticks(&format!("/proc/{server_pid}/stat")),
+            signing: thread_ticks(server_pid, SIGNING_THREAD_PREFIX),
             // This process and its finished children: `wrk` is waited for before the snapshot.
             loadgen: process_ticks("/proc/self/stat") + children_ticks(),
             host_busy: host_busy_ticks(),
@@ -466,6 +488,7 @@ impl CpuSnapshot {
 struct CpuUsage {
     wall: f64,
     server: u64,
+    signing: u64,
     loadgen: u64,
     other: u64,
 }
@@ -477,6 +500,7 @@ impl CpuUsage {
         CpuUsage {
             wall: b.at.saturating_duration_since(a.at).as_secs_f64(),
             server,
+            signing: b.signing.saturating_sub(a.signing),
             loadgen,
             other: b
                 .host_busy
@@ -488,6 +512,7 @@ impl CpuUsage {
     fn add(&mut self, o: CpuUsage) {
         self.wall += o.wall;
         self.server += o.server;
+        self.signing += o.signing;
         self.loadgen += o.loadgen;
         self.other += o.other;
     }
@@ -497,6 +522,14 @@ impl CpuUsage {
         let d = (self.wall * TICKS_PER_SECOND).max(1.0);
         let c = |t: u64| round(t as f64 / d, 2);
         (c(self.server), c(self.loadgen), c(self.other))
+    }
+
+    /// Average cores busy in the server's signing threads (part of the server's cores).
+    fn signing_cores(&self) -> f64 {
+        round(
+            self.signing as f64 / (self.wall * TICKS_PER_SECOND).max(1.0),
+            2,
+        )
     }
 }
 
@@ -1122,6 +1155,8 @@ struct PhaseResult {
     cpu_loadgen_cores: f64,
     /// Other processes on the host: anything well above 0 disturbs the figures.
     cpu_other_cores: f64,
+    /// Of `cpu_server_cores`, the RSA signing threads (Tessera only; 0 for the peer).
+    cpu_signing_cores: f64,
     notes: Vec<String>,
 }
 
@@ -1162,6 +1197,7 @@ fn finish_phase(
         cpu_server_cores,
         cpu_loadgen_cores,
         cpu_other_cores,
+        cpu_signing_cores: cpu.signing_cores(),
         notes,
     }
 }
@@ -1343,8 +1379,8 @@ async fn phase_get_wrk(
     let last = CpuSnapshot::take(pid);
     let peak = rss.finish().await;
     let after = rss_kib(pid, "VmRSS").unwrap_or(0);
-    let (cpu_server_cores, cpu_loadgen_cores, cpu_other_cores) =
-        CpuUsage::between(first, last).cores();
+    let usage = CpuUsage::between(first, last);
+    let (cpu_server_cores, cpu_loadgen_cores, cpu_other_cores) = usage.cores();
     let secs = run.seconds.max(1e-3);
     Ok(PhaseResult {
         name: name.to_owned(),
@@ -1362,6 +1398,7 @@ async fn phase_get_wrk(
         cpu_server_cores,
         cpu_loadgen_cores,
         cpu_other_cores,
+        cpu_signing_cores: usage.signing_cores(),
         notes: vec![format!("driven by wrk, {} connections", s.concurrency)],
     })
 }
@@ -1569,6 +1606,7 @@ struct Stats {
     p99_ms: f64,
     errors: u64,
     server_cores: f64,
+    signing_cores: f64,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -1600,6 +1638,7 @@ impl Stats {
             p99_ms: m(|r| r.p99_ms),
             errors: runs.iter().map(|r| r.errors).sum(),
             server_cores: m(|r| r.cpu_server_cores),
+            signing_cores: m(|r| r.cpu_signing_cores),
         })
     }
 }
@@ -1652,6 +1691,11 @@ struct Signing {
     server_cores: f64,
     /// server rate / (single-thread rate × server cores).
     efficiency: f64,
+    /// Of `server_cores`, the signing threads': the rest is HTTP, storage and JSON.
+    signing_thread_cores: f64,
+    /// server rate / (single-thread rate × signing threads' cores): how close the signing
+    /// threads come to a lone thread's rate (no contention, no re-parsed keys).
+    signing_thread_efficiency: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -1768,11 +1812,16 @@ fn markdown(r: &Report) -> String {
     let _ = writeln!(
         md,
         "\nRSA signing: one thread signs {:.0}/s; under the refresh grant with JWT access tokens the \
-         server signed {:.0}/s on {:.2} cores: {:.0} % of single-thread rate × cores.",
+         server signed {:.0}/s on {:.2} cores: {:.0} % of single-thread rate × cores. Of those \
+         cores its signing threads used {:.2} ({:.0} %; the rest is HTTP, storage and JSON), \
+         signing at {:.0} % of the single-thread rate on them.",
         g.single_thread_signatures_per_second,
         g.server_signatures_per_second,
         g.server_cores,
-        g.efficiency * 100.0
+        g.efficiency * 100.0,
+        g.signing_thread_cores,
+        g.signing_thread_cores / g.server_cores.max(0.01) * 100.0,
+        g.signing_thread_efficiency * 100.0
     );
     if let Some(i) = &r.interference {
         let _ = writeln!(
@@ -2086,8 +2135,8 @@ async fn run_token_only(s: Settings) -> R<()> {
         let (r, _) = phase_refresh(&target, &s, target.pid).await?;
         announce("tessera", &r);
         eprintln!(
-            "    cores: server {:.2}, load generator {:.2}, other {:.2}",
-            r.cpu_server_cores, r.cpu_loadgen_cores, r.cpu_other_cores
+            "    cores: server {:.2} (signing threads {:.2}), load generator {:.2}, other {:.2}",
+            r.cpu_server_cores, r.cpu_signing_cores, r.cpu_loadgen_cores, r.cpu_other_cores
         );
         settle().await;
         let r = phase_code_exchange(&target, &s, target.pid).await?;
@@ -2345,12 +2394,19 @@ async fn run(s: Settings) -> R<Report> {
                 r.requests_per_second * 2.0 / (signing_rate * r.server_cores.max(0.01)),
                 3,
             ),
+            signing_thread_cores: r.signing_cores,
+            signing_thread_efficiency: round(
+                r.requests_per_second * 2.0 / (signing_rate * r.signing_cores.max(0.01)),
+                3,
+            ),
         },
         None => Signing {
             single_thread_signatures_per_second: round(signing_rate, 0),
             server_signatures_per_second: 0.0,
             server_cores: 0.0,
             efficiency: 0.0,
+            signing_thread_cores: 0.0,
+            signing_thread_efficiency: 0.0,
         },
     };
     Ok(Report {
