@@ -174,7 +174,8 @@ impl Store {
     /// re-read its B-tree pages from the file, and each queued writer parked a blocking-pool
     /// thread on the lock. The only writer keeps its cache across its own commits, and waiting
     /// writers are just queued jobs. The thread and the connection start on first use (with
-    /// the pool's pragmas); the connection is reopened if a panic interrupted a job.
+    /// the pool's pragmas). A job that panics has its connection closed at once (rolling back
+    /// what it left open) and the next job opens a new one.
     pub(crate) async fn with_sqlite_writer<T, F>(&self, work: F) -> StoreResult<T>
     where
         F: FnOnce(&mut SqliteConnection) -> diesel::QueryResult<T> + Send + 'static,
@@ -203,7 +204,15 @@ impl Store {
                     slot.insert(conn)
                 }
             };
-            Ok(work(conn)?)
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(conn))) {
+                Ok(result) => Ok(result?),
+                Err(panic) => {
+                    // Closing the connection now rolls back whatever the job left open and
+                    // releases SQLite's lock at once, not when the next job comes to reopen it.
+                    *slot = None;
+                    std::panic::resume_unwind(panic)
+                }
+            }
         })
         .await
         .map_err(|e| StoreError::Unavailable(format!("SQLite writer: {e}")))?
@@ -498,6 +507,64 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(writer, expected);
+    }
+
+    /// A job that panics on the writer thread is an error for its caller, and the next job gets
+    /// a fresh connection: the panicked one may hold an open transaction. A TEMP table lives
+    /// exactly as long as its connection, so it tells the two apart.
+    #[tokio::test]
+    async fn a_writer_job_that_panics_fails_alone_and_the_connection_is_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = super::Store::connect(&url, 2).await.unwrap();
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        fn marker_rows(conn: &mut diesel::SqliteConnection) -> diesel::QueryResult<i64> {
+            let query = diesel::sql_query(
+                "SELECT count(*) AS n FROM sqlite_temp_master WHERE name = 'marker'",
+            );
+            diesel::RunQueryDsl::get_result::<Count>(query, conn).map(|c| c.n)
+        }
+        store
+            .with_sqlite_writer(|conn| {
+                diesel::RunQueryDsl::execute(
+                    diesel::sql_query("CREATE TEMP TABLE marker (x)"),
+                    conn,
+                )
+            })
+            .await
+            .unwrap();
+        // Jobs share one connection while nothing goes wrong.
+        assert_eq!(store.with_sqlite_writer(marker_rows).await.unwrap(), 1);
+
+        let panicked = store
+            .with_sqlite_writer(|conn| -> diesel::QueryResult<()> {
+                diesel::RunQueryDsl::execute(diesel::sql_query("BEGIN IMMEDIATE"), conn)?;
+                panic!("a bug in a writer job");
+            })
+            .await;
+        assert!(
+            matches!(panicked, Err(StoreError::Unavailable(_))),
+            "{panicked:?}"
+        );
+        // The panicked job's transaction is gone at once: another connection can write before
+        // the writer thread runs again (it would otherwise fail with `database is locked` after
+        // the busy timeout).
+        async fn write_from_the_pool(store: &super::Store) -> super::StoreResult<()> {
+            super::with_conn!(store, |conn| {
+                use diesel_async::RunQueryDsl;
+                diesel::sql_query("CREATE TABLE written_after_panic (x)")
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
+        }
+        write_from_the_pool(&store).await.unwrap();
+        // And the writer runs on a new connection: the marker went with the old one.
+        assert_eq!(store.with_sqlite_writer(marker_rows).await.unwrap(), 0);
     }
 
     fn database_error(kind: DatabaseErrorKind, message: &str) -> StoreError {
