@@ -353,6 +353,33 @@ async fn pages_carry_security_headers() {
     }
 }
 
+/// HSTS only where the issuer is https (TLS ends at a proxy in front of Tessera): over plain
+/// http the header would be ignored by browsers (RFC 6797 §8.1), and on a `localhost` demo it
+/// would pin the name to https for a year.
+#[tokio::test]
+async fn hsts_is_sent_only_under_an_https_issuer() {
+    const HSTS: &str = "strict-transport-security";
+    let plain = TestServer::start().await;
+    for path in ["/jwks", "/no-such-page"] {
+        let r = plain.get(path).await;
+        assert!(!r.headers().contains_key(HSTS), "{path} over http");
+    }
+    let behind_tls =
+        TestServer::start_with(|c| c.issuer = "https://id.example.test".to_owned()).await;
+    for path in [
+        "/jwks",
+        "/.well-known/openid-configuration",
+        "/no-such-page",
+    ] {
+        let r = behind_tls.get(path).await;
+        assert_eq!(
+            r.headers()[HSTS],
+            "max-age=31536000; includeSubDomains",
+            "{path} under an https issuer"
+        );
+    }
+}
+
 const FORM: &str = "application/x-www-form-urlencoded";
 const TEN_MB: usize = 10 * 1024 * 1024;
 
