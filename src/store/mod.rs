@@ -221,6 +221,17 @@ impl Store {
     /// Connects to `sqlite://PATH` or `postgres://…`, creating the SQLite file's folder if needed.
     pub async fn connect(url: &str, max_connections: usize) -> Result<Store, String> {
         if let Some(path) = sqlite_path(url) {
+            // Every connection to an in-memory database has a database of its own: the pool,
+            // the writer thread and the migrations would each see a different, empty one.
+            if path == ":memory:"
+                || path.starts_with("file::memory:")
+                || path.contains("mode=memory")
+            {
+                return Err(format!(
+                    "in-memory SQLite ({url}) is not supported: each connection would get its own \
+                     empty database; use a file path, for example sqlite://data/tessera.db"
+                ));
+            }
             if let Some(parent) = Path::new(&path).parent() {
                 if !parent.as_os_str().is_empty() {
                     std::fs::create_dir_all(parent)
@@ -565,6 +576,27 @@ mod tests {
         write_from_the_pool(&store).await.unwrap();
         // And the writer runs on a new connection: the marker went with the old one.
         assert_eq!(store.with_sqlite_writer(marker_rows).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn in_memory_sqlite_is_refused_with_a_reason() {
+        for url in [
+            "sqlite://:memory:",
+            "sqlite::memory:",
+            "sqlite://file::memory:?cache=shared",
+        ] {
+            let refused = super::Store::connect(url, 2).await.err();
+            assert!(
+                refused
+                    .as_deref()
+                    .is_some_and(|e| e.contains("in-memory SQLite")),
+                "{url}: {refused:?}"
+            );
+        }
+        assert!(
+            !std::path::Path::new(":memory:").exists(),
+            "no stray lock file"
+        );
     }
 
     fn database_error(kind: DatabaseErrorKind, message: &str) -> StoreError {
