@@ -517,19 +517,20 @@ impl CpuUsage {
         self.other += o.other;
     }
 
+    /// Average cores that `ticks` kept busy over the measured windows.
+    fn average_cores(&self, ticks: u64) -> f64 {
+        round(ticks as f64 / (self.wall * TICKS_PER_SECOND).max(1.0), 2)
+    }
+
     /// Average cores busy: (server, load generator, everything else on the host).
     fn cores(&self) -> (f64, f64, f64) {
-        let d = (self.wall * TICKS_PER_SECOND).max(1.0);
-        let c = |t: u64| round(t as f64 / d, 2);
+        let c = |t| self.average_cores(t);
         (c(self.server), c(self.loadgen), c(self.other))
     }
 
     /// Average cores busy in the server's signing threads (part of the server's cores).
     fn signing_cores(&self) -> f64 {
-        round(
-            self.signing as f64 / (self.wall * TICKS_PER_SECOND).max(1.0),
-            2,
-        )
+        self.average_cores(self.signing)
     }
 }
 
