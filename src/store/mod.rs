@@ -189,12 +189,11 @@ impl Store {
             .get_or_init(|| crate::cpu::Lane::new("tessera-sqlite-writer", 1, || {}));
         lane.run(move || {
             // Only this lane's one thread takes the lock: it is never contended, and it is
-            // poisoned only if a job panicked, leaving the connection in an unknown state.
-            let mut slot = writer.connection.lock().unwrap_or_else(|poisoned| {
-                let mut slot = poisoned.into_inner();
-                *slot = None;
-                slot
-            });
+            // poisoned only by a job that panicked, which emptied the slot first (below).
+            let mut slot = writer
+                .connection
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let conn = match &mut *slot {
                 Some(conn) => conn,
                 None => {
@@ -491,11 +490,17 @@ mod tests {
         (SELECT foreign_keys FROM pragma_foreign_keys) AS foreign_keys, \
         (SELECT journal_size_limit FROM pragma_journal_size_limit) AS journal_size_limit";
 
-    #[tokio::test]
-    async fn pooled_and_writer_sqlite_connections_run_with_the_documented_settings() {
+    /// A SQLite store on a fresh file; the directory lives as long as the returned guard.
+    async fn sqlite_store_in_a_temp_dir() -> (tempfile::TempDir, super::Store) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let store = super::Store::connect(&url, 2).await.unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn pooled_and_writer_sqlite_connections_run_with_the_documented_settings() {
+        let (_dir, store) = sqlite_store_in_a_temp_dir().await;
         let expected = Settings {
             journal_mode: "wal".into(),
             busy_timeout: 10_000,
@@ -525,9 +530,7 @@ mod tests {
     /// exactly as long as its connection, so it tells the two apart.
     #[tokio::test]
     async fn a_writer_job_that_panics_fails_alone_and_the_connection_is_reopened() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store = super::Store::connect(&url, 2).await.unwrap();
+        let (_dir, store) = sqlite_store_in_a_temp_dir().await;
         #[derive(diesel::QueryableByName)]
         struct Count {
             #[diesel(sql_type = diesel::sql_types::BigInt)]
