@@ -53,7 +53,11 @@ impl Lane {
                             Err(_) => return,
                         };
                         match job {
-                            Ok(job) => job(),
+                            // A panic ends its job, never the thread: a lane of one
+                            // thread (the SQLite writer) would otherwise stop for good.
+                            Ok(job) => {
+                                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                            }
                             Err(_) => return,
                         }
                     }
@@ -61,6 +65,12 @@ impl Lane {
                 .expect("spawning a worker thread");
         }
         Lane { queue }
+    }
+
+    /// Queues `work` for one of the lane's threads without waiting for it: `false` if the
+    /// threads have stopped. A panic in `work` ends that job only.
+    pub fn submit(&self, work: impl FnOnce() + Send + 'static) -> bool {
+        self.queue.send(Box::new(work)).is_ok()
     }
 
     /// Runs `work` on one of the lane's threads and waits for its result. A panic in `work` is
@@ -71,13 +81,13 @@ impl Lane {
         T: Send + 'static,
     {
         let (reply, result) = oneshot::channel();
-        let job: Job = Box::new(move || {
+        let queued = self.submit(move || {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
             let _ = reply.send(outcome);
         });
-        self.queue
-            .send(job)
-            .map_err(|_| CpuError("worker threads stopped".into()))?;
+        if !queued {
+            return Err(CpuError("worker threads stopped".into()));
+        }
         match result.await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(_)) => Err(CpuError("task panicked".into())),
@@ -180,6 +190,9 @@ mod tests {
         assert_ne!(thread, runtime_thread);
         assert!(lane.run(|| -> u8 { panic!("boom") }).await.is_err());
         assert_eq!(lane.run(|| 7).await.unwrap(), 7);
+        // A job queued without waiting may panic too: the lane's one thread lives on.
+        assert!(lane.submit(|| panic!("boom, unawaited")));
+        assert_eq!(lane.run(|| 8).await.unwrap(), 8);
         assert_eq!(run(|| 6 * 7).await.unwrap(), 42);
     }
 

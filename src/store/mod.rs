@@ -33,6 +33,7 @@ pub mod refresh_tokens;
 pub mod schema;
 pub mod sessions;
 pub mod signups;
+mod sqlite_wal;
 pub mod upstream_identities;
 pub mod users;
 
@@ -69,8 +70,6 @@ pub enum Backend {
 pub struct Store {
     pub backend: Backend,
     url: String,
-    /// SQLite: a shared lock that tells `tessera restore` the database is in use.
-    _in_use: Option<std::sync::Arc<std::fs::File>>,
     /// SQLite: see [`Store::with_sqlite_writer`].
     sqlite_writer: std::sync::Arc<SqliteWriter>,
 }
@@ -78,8 +77,56 @@ pub struct Store {
 /// SQLite: the shared writer connection and the thread it runs on ([`Store::with_sqlite_writer`]).
 #[derive(Default)]
 pub(crate) struct SqliteWriter {
+    path: String,
+    /// A shared lock that tells `tessera restore` the database is in use. It lives here, with
+    /// the connections outside the pool (the writer's, the checkpointer's while it runs), so
+    /// that it is held as long as any of them may be open.
+    _in_use: Option<std::fs::File>,
     lane: std::sync::OnceLock<crate::cpu::Lane>,
     connection: std::sync::Mutex<Option<SqliteConnection>>,
+}
+
+impl SqliteWriter {
+    fn new(path: &str, in_use: std::fs::File) -> SqliteWriter {
+        SqliteWriter {
+            path: path.to_owned(),
+            _in_use: Some(in_use),
+            ..Default::default()
+        }
+    }
+
+    /// The writer's one thread, started on first use.
+    fn lane(&self) -> &crate::cpu::Lane {
+        self.lane
+            .get_or_init(|| crate::cpu::Lane::new("tessera-sqlite-writer", 1, || {}))
+    }
+
+    /// Runs `work` on the writer connection, opening it first if needed. Only ever called on
+    /// the lane's thread.
+    fn with_connection<T>(
+        &self,
+        work: impl FnOnce(&mut SqliteConnection) -> diesel::QueryResult<T>,
+    ) -> StoreResult<T> {
+        // Only the lane's one thread takes the lock: it is never contended, and it is poisoned
+        // only by a job that panicked, which emptied the slot first (below).
+        let mut slot = self
+            .connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let conn = match &mut *slot {
+            Some(conn) => conn,
+            None => slot.insert(open_sqlite(&self.path)?),
+        };
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(conn))) {
+            Ok(result) => Ok(result?),
+            Err(panic) => {
+                // Closing the connection now rolls back whatever the job left open and
+                // releases SQLite's lock at once, not when the next job comes to reopen it.
+                *slot = None;
+                std::panic::resume_unwind(panic)
+            }
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -182,39 +229,11 @@ impl Store {
         T: Send + 'static,
     {
         let writer = self.sqlite_writer.clone();
-        let path = self.url.clone();
-        let lane = self
-            .sqlite_writer
-            .lane
-            .get_or_init(|| crate::cpu::Lane::new("tessera-sqlite-writer", 1, || {}));
-        lane.run(move || {
-            // Only this lane's one thread takes the lock: it is never contended, and it is
-            // poisoned only by a job that panicked, which emptied the slot first (below).
-            let mut slot = writer
-                .connection
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let conn = match &mut *slot {
-                Some(conn) => conn,
-                None => {
-                    let mut conn = SqliteConnection::establish(&path)
-                        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-                    conn.batch_execute(SQLITE_PRAGMAS)?;
-                    slot.insert(conn)
-                }
-            };
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(conn))) {
-                Ok(result) => Ok(result?),
-                Err(panic) => {
-                    // Closing the connection now rolls back whatever the job left open and
-                    // releases SQLite's lock at once, not when the next job comes to reopen it.
-                    *slot = None;
-                    std::panic::resume_unwind(panic)
-                }
-            }
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("SQLite writer: {e}")))?
+        self.sqlite_writer
+            .lane()
+            .run(move || writer.with_connection(work))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("SQLite writer: {e}")))?
     }
 
     /// Connects to `sqlite://PATH` or `postgres://…`, creating the SQLite file's folder if needed.
@@ -264,11 +283,12 @@ impl Store {
                 .runtime(deadpool::Runtime::Tokio1)
                 .build()
                 .map_err(|e| e.to_string())?;
+            let sqlite_writer = std::sync::Arc::new(SqliteWriter::new(&path, in_use));
+            sqlite_wal::start_checkpoints(&sqlite_writer);
             Ok(Store {
                 backend: Backend::Sqlite(pool),
                 url: path.clone(),
-                _in_use: Some(std::sync::Arc::new(in_use)),
-                sqlite_writer: Default::default(),
+                sqlite_writer,
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
@@ -283,7 +303,6 @@ impl Store {
             Ok(Store {
                 backend: Backend::Postgres(pool),
                 url: url.to_owned(),
-                _in_use: None,
                 sqlite_writer: Default::default(),
             })
         } else {
@@ -312,9 +331,7 @@ impl Store {
             Backend::Sqlite(_) => {
                 let path = self.url.clone();
                 tokio::task::spawn_blocking(move || {
-                    let mut conn = SqliteConnection::establish(&path).map_err(|e| e.to_string())?;
-                    conn.batch_execute(SQLITE_PRAGMAS)
-                        .map_err(|e| e.to_string())?;
+                    let mut conn = open_sqlite(&path).map_err(|e| e.to_string())?;
                     conn.run_pending_migrations(SQLITE_MIGRATIONS)
                         .map(|_| ())
                         .map_err(|e| e.to_string())
@@ -423,13 +440,23 @@ impl Store {
 /// size for reuse. With the limit, the first restart after the burst truncates it to 64 MiB.
 /// No `mmap_size`: measured on the token endpoint, the memory map was unmapped and remapped
 /// as the file grew, and the `munmap` calls cost more than the `pread`s they saved.
+/// `wal_autocheckpoint = 0`: no commit checkpoints; a thread of their own does ([`sqlite_wal`]).
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
-     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA journal_size_limit = 67108864;";
+     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA journal_size_limit = 67108864; \
+     PRAGMA wal_autocheckpoint = 0;";
 
 pub fn sqlite_path(url: &str) -> Option<String> {
     url.strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
         .map(str::to_owned)
+}
+
+/// A connection outside the pool (the writer's, the checkpointer's), with the pool's settings.
+fn open_sqlite(path: &str) -> StoreResult<SqliteConnection> {
+    let mut conn =
+        SqliteConnection::establish(path).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    conn.batch_execute(SQLITE_PRAGMAS)?;
+    Ok(conn)
 }
 
 fn check_sqlite_writable(path: &str) -> Result<(), String> {
@@ -470,7 +497,7 @@ mod tests {
     use diesel::result::{DatabaseErrorKind, Error};
 
     /// What [`super::SQLITE_PRAGMAS`] documents, as SQLite reports it back.
-    #[derive(Debug, PartialEq, diesel::QueryableByName)]
+    #[derive(Debug, Clone, PartialEq, diesel::QueryableByName)]
     struct Settings {
         #[diesel(sql_type = diesel::sql_types::Text)]
         journal_mode: String,
@@ -482,6 +509,13 @@ mod tests {
         foreign_keys: i64,
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         journal_size_limit: i64,
+    }
+
+    /// `PRAGMA wal_autocheckpoint` has no table-valued form to join into [`SETTINGS`].
+    #[derive(Debug, Clone, PartialEq, diesel::QueryableByName)]
+    struct Autocheckpoint {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        wal_autocheckpoint: i64,
     }
 
     const SETTINGS: &str = "SELECT (SELECT journal_mode FROM pragma_journal_mode) AS journal_mode, \
@@ -508,21 +542,35 @@ mod tests {
             foreign_keys: 1,
             journal_size_limit: 64 * 1024 * 1024,
         };
-        async fn pooled(store: &super::Store) -> super::StoreResult<Settings> {
+        const AUTOCHECKPOINT: &str = "PRAGMA wal_autocheckpoint";
+        // Commits never checkpoint: the checkpointer does (`sqlite_wal`).
+        let no_autocheckpoint = Autocheckpoint {
+            wal_autocheckpoint: 0,
+        };
+        async fn pooled(store: &super::Store) -> super::StoreResult<(Settings, Autocheckpoint)> {
             super::with_conn!(store, |conn| {
                 use diesel_async::RunQueryDsl;
-                Ok(diesel::sql_query(SETTINGS).get_result(conn).await?)
+                Ok((
+                    diesel::sql_query(SETTINGS).get_result(conn).await?,
+                    diesel::sql_query(AUTOCHECKPOINT).get_result(conn).await?,
+                ))
             })
         }
-        assert_eq!(pooled(&store).await.unwrap(), expected);
-        let writer: Settings = store
+        assert_eq!(
+            pooled(&store).await.unwrap(),
+            (expected.clone(), no_autocheckpoint.clone())
+        );
+        let writer: (Settings, Autocheckpoint) = store
             .with_sqlite_writer(|conn| {
                 use diesel::RunQueryDsl;
-                diesel::sql_query(SETTINGS).get_result(conn)
+                Ok((
+                    diesel::sql_query(SETTINGS).get_result(conn)?,
+                    diesel::sql_query(AUTOCHECKPOINT).get_result(conn)?,
+                ))
             })
             .await
             .unwrap();
-        assert_eq!(writer, expected);
+        assert_eq!(writer, (expected, no_autocheckpoint));
     }
 
     /// A job that panics on the writer thread is an error for its caller, and the next job gets
@@ -579,6 +627,69 @@ mod tests {
         write_from_the_pool(&store).await.unwrap();
         // And the writer runs on a new connection: the marker went with the old one.
         assert_eq!(store.with_sqlite_writer(marker_rows).await.unwrap(), 0);
+    }
+
+    /// The checkpointer copies the WAL back beside the writer; once the WAL holds
+    /// `RESTART_FRAMES` it has the writer checkpoint too, so that the next commit starts the
+    /// file over. A reader holding an old snapshot stands in for the commits that, under load,
+    /// land while a checkpoint runs beside the writer and leave it short of the end.
+    #[tokio::test]
+    async fn the_writer_finishes_what_the_checkpointer_could_not_and_the_wal_starts_over() {
+        use super::sqlite_wal::{RESTART_FRAMES, step};
+        use diesel::connection::SimpleConnection;
+        let (_dir, store) = sqlite_store_in_a_temp_dir().await;
+        type Job =
+            Box<dyn FnOnce(&mut diesel::SqliteConnection) -> diesel::QueryResult<usize> + Send>;
+        fn execute(sql: &'static str) -> Job {
+            Box::new(move |conn| diesel::RunQueryDsl::execute(diesel::sql_query(sql), conn))
+        }
+        async fn checkpointer_step(store: &super::Store) -> super::sqlite_wal::Checkpoint {
+            let writer = store.sqlite_writer.clone();
+            tokio::task::spawn_blocking(move || step(&writer))
+                .await
+                .unwrap()
+                .unwrap()
+        }
+        store
+            .with_sqlite_writer(execute("CREATE TABLE pages (b BLOB)"))
+            .await
+            .unwrap();
+        let mut reader = super::open_sqlite(store.url()).unwrap();
+        reader
+            .batch_execute("BEGIN; SELECT count(*) FROM pages;")
+            .unwrap();
+        // Rows of 3,000 bytes, one 4 KiB page each: a little over RESTART_FRAMES in one commit.
+        store
+            .with_sqlite_writer(execute(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 8300) \
+                 INSERT INTO pages SELECT randomblob(3000) FROM n",
+            ))
+            .await
+            .unwrap();
+        // Hold the writer thread so that its checkpoint runs only after the reader is gone.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let holding = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .with_sqlite_writer(move |_| Ok(held.recv().map(|_| 0).unwrap_or(0)))
+                    .await
+            }
+        });
+        let first = checkpointer_step(&store).await;
+        assert!(i64::from(first.log) >= RESTART_FRAMES, "{first:?}");
+        assert!(first.checkpointed < first.log, "{first:?}");
+        reader.batch_execute("COMMIT").unwrap();
+        drop(reader);
+        release.send(()).unwrap();
+        holding.await.unwrap().unwrap();
+        // Queued behind the writer's checkpoint, this commit starts the WAL over.
+        store
+            .with_sqlite_writer(execute("INSERT INTO pages VALUES (x'00')"))
+            .await
+            .unwrap();
+        let after = checkpointer_step(&store).await;
+        assert!(after.log < 10, "the WAL did not start over: {after:?}");
     }
 
     #[tokio::test]
