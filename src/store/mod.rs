@@ -115,7 +115,11 @@ impl SqliteWriter {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let conn = match &mut *slot {
             Some(conn) => conn,
-            None => slot.insert(open_sqlite(&self.path)?),
+            None => {
+                let mut conn = open_sqlite(&self.path)?;
+                conn.batch_execute(sqlite_wal::WRITER_PRAGMAS)?;
+                slot.insert(conn)
+            }
         };
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(conn))) {
             Ok(result) => Ok(result?),
@@ -440,10 +444,9 @@ impl Store {
 /// size for reuse. With the limit, the first restart after the burst truncates it to 64 MiB.
 /// No `mmap_size`: measured on the token endpoint, the memory map was unmapped and remapped
 /// as the file grew, and the `munmap` calls cost more than the `pread`s they saved.
-/// `wal_autocheckpoint = 0`: no commit checkpoints; a thread of their own does ([`sqlite_wal`]).
+/// The writer connection adds `wal_autocheckpoint = 0` ([`sqlite_wal`]).
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
-     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA journal_size_limit = 67108864; \
-     PRAGMA wal_autocheckpoint = 0;";
+     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA journal_size_limit = 67108864;";
 
 pub fn sqlite_path(url: &str) -> Option<String> {
     url.strip_prefix("sqlite://")
@@ -543,10 +546,16 @@ mod tests {
             journal_size_limit: 64 * 1024 * 1024,
         };
         const AUTOCHECKPOINT: &str = "PRAGMA wal_autocheckpoint";
-        // Commits never checkpoint: the checkpointer does (`sqlite_wal`).
-        let no_autocheckpoint = Autocheckpoint {
-            wal_autocheckpoint: 0,
-        };
+        // The writer's commits never checkpoint: the checkpointer does (`sqlite_wal`). Pooled
+        // connections keep SQLite's default.
+        let (default_autocheckpoint, no_autocheckpoint) = (
+            Autocheckpoint {
+                wal_autocheckpoint: 1000,
+            },
+            Autocheckpoint {
+                wal_autocheckpoint: 0,
+            },
+        );
         async fn pooled(store: &super::Store) -> super::StoreResult<(Settings, Autocheckpoint)> {
             super::with_conn!(store, |conn| {
                 use diesel_async::RunQueryDsl;
@@ -558,7 +567,7 @@ mod tests {
         }
         assert_eq!(
             pooled(&store).await.unwrap(),
-            (expected.clone(), no_autocheckpoint.clone())
+            (expected.clone(), default_autocheckpoint)
         );
         let writer: (Settings, Autocheckpoint) = store
             .with_sqlite_writer(|conn| {

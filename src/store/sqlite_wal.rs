@@ -7,13 +7,19 @@
 //! behind it waits. Under the refresh grant that happened four to five times a second: the
 //! latency tail, and idle cores while the signing threads ran out of work.
 //!
-//! So every connection of the server runs with `wal_autocheckpoint = 0`, and a thread of its
-//! own checkpoints every [`INTERVAL`] on its own connection: PASSIVE, so it waits for no one
-//! and the writer goes on appending beside it. A WAL that is appended to without pause is never
-//! entirely copied back by a checkpoint that runs beside the writer, and SQLite only starts the
-//! file over from the beginning once it is. So when the WAL holds [`RESTART_FRAMES`] or more,
-//! the writer itself runs one checkpoint between two jobs; it has little left to copy, and the
-//! next commit starts the file over (SQLite §"Write-Ahead Logging", "Checkpointing").
+//! So the writer's commits never checkpoint ([`WRITER_PRAGMAS`]), and a thread of its own
+//! checkpoints every [`INTERVAL`]: PASSIVE, so it waits for no one and the writer goes on
+//! appending beside it. A WAL that is appended to without pause is never entirely copied back
+//! by a checkpoint that runs beside the writer, and SQLite only starts the file over from the
+//! beginning once it is. So when the WAL holds [`RESTART_FRAMES`] or more, the writer itself
+//! runs one checkpoint between two jobs; it has little left to copy, and the next commit starts
+//! the file over (SQLite, "Write-Ahead Logging", §"Checkpointing").
+//!
+//! Pooled connections keep SQLite's automatic checkpoint: their writes (sign-ins, sessions,
+//! authorization requests) come in bursts from many connections at once, with readers inside
+//! the WAL, and checkpointing right after a commit is what gives the file its chances to
+//! start over there. Turned off for them too, the WAL grew by 60 MB a second while the
+//! benchmark made its authorization codes.
 //!
 //! [`Store::with_sqlite_writer`]: super::Store::with_sqlite_writer
 
@@ -24,6 +30,10 @@ use diesel::RunQueryDsl;
 use diesel::sqlite::SqliteConnection;
 
 use super::{SqliteWriter, StoreResult, open_sqlite};
+
+/// Added to the pool's settings on the writer connection: its commits leave checkpoints to the
+/// checkpointer.
+pub(super) const WRITER_PRAGMAS: &str = "PRAGMA wal_autocheckpoint = 0;";
 
 /// How often the checkpointer copies committed pages back.
 pub(super) const INTERVAL: Duration = Duration::from_millis(200);
