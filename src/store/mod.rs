@@ -515,7 +515,7 @@ mod tests {
     }
 
     /// `PRAGMA wal_autocheckpoint` has no table-valued form to join into [`SETTINGS`].
-    #[derive(Debug, Clone, PartialEq, diesel::QueryableByName)]
+    #[derive(Debug, PartialEq, diesel::QueryableByName)]
     struct Autocheckpoint {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         wal_autocheckpoint: i64,

@@ -70,13 +70,20 @@ pub(super) fn start_checkpoints(writer: &Arc<SqliteWriter>) {
 }
 
 fn run(writer: Weak<SqliteWriter>) {
+    let mut failing = false;
     loop {
         std::thread::sleep(INTERVAL);
         let Some(writer) = writer.upgrade() else {
             return;
         };
-        if let Err(e) = step(&writer) {
-            tracing::warn!(error = %e, "SQLite checkpoint failed; retrying");
+        match step(&writer) {
+            Ok(_) => failing = false,
+            // Once per run of failures, not five times a second.
+            Err(e) if !failing => {
+                tracing::warn!(error = %e, "SQLite checkpoint failed; retrying");
+                failing = true;
+            }
+            Err(e) => tracing::debug!(error = %e, "SQLite checkpoint failed again"),
         }
     }
 }
