@@ -652,12 +652,20 @@ mod tests {
         fn execute(sql: &'static str) -> Job {
             Box::new(move |conn| diesel::RunQueryDsl::execute(diesel::sql_query(sql), conn))
         }
+        /// One round, as the checkpointer thread runs it. That thread runs beside the test, and
+        /// a checkpoint that finds another one running reports -1 frames: run it again then.
         async fn checkpointer_step(store: &super::Store) -> super::sqlite_wal::Checkpoint {
-            let writer = store.sqlite_writer.clone();
-            tokio::task::spawn_blocking(move || step(&writer))
-                .await
-                .unwrap()
-                .unwrap()
+            loop {
+                let writer = store.sqlite_writer.clone();
+                let done = tokio::task::spawn_blocking(move || step(&writer))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                if done.log >= 0 {
+                    return done;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
         }
         store
             .with_sqlite_writer(execute("CREATE TABLE pages (b BLOB)"))
@@ -675,16 +683,22 @@ mod tests {
             ))
             .await
             .unwrap();
-        // Hold the writer thread so that its checkpoint runs only after the reader is gone.
+        // Hold the writer thread so that its checkpoint runs only after the reader is gone; wait
+        // until the holding job runs, so that the checkpoint is queued behind it.
         let (release, held) = std::sync::mpsc::channel::<()>();
+        let (started, holding_now) = tokio::sync::oneshot::channel::<()>();
         let holding = tokio::spawn({
             let store = store.clone();
             async move {
                 store
-                    .with_sqlite_writer(move |_| Ok(held.recv().map(|_| 0).unwrap_or(0)))
+                    .with_sqlite_writer(move |_| {
+                        let _ = started.send(());
+                        Ok(held.recv().map(|_| 0).unwrap_or(0))
+                    })
                     .await
             }
         });
+        holding_now.await.unwrap();
         let first = checkpointer_step(&store).await;
         assert!(i64::from(first.log) >= RESTART_FRAMES, "{first:?}");
         assert!(first.checkpointed < first.log, "{first:?}");

@@ -45,7 +45,9 @@ pub(super) const RESTART_FRAMES: i64 = 8192;
 /// What `PRAGMA wal_checkpoint` reports.
 #[derive(Debug, diesel::QueryableByName)]
 pub(super) struct Checkpoint {
-    /// Frames in the WAL.
+    /// Frames in the WAL; -1 when another checkpoint was running (a pooled connection's, the
+    /// writer's, or in tests this thread's own beside the test), and
+    /// the next round tries again.
     #[diesel(sql_type = diesel::sql_types::Integer)]
     pub log: i32,
     /// Frames of those now copied back into the database file.
