@@ -633,6 +633,79 @@ async fn refused_requests_do_not_burn_tokens_or_codes() {
     assert_eq!(s, 200, "the owner's token still works: {b}");
 }
 
+/// The refresh grant authenticates the client in the same store round trip as it reads the
+/// token (`refresh_tokens::redeem`): the same answers as the other grants, a refused client
+/// never touches the token, and its failures count in the same bucket as every grant's.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_refresh_grant_authenticates_its_client_like_every_grant() {
+    let server = TestServer::start().await;
+    let (client_id, secret) = server.client(false, REDIRECT).await;
+    let secret = secret.unwrap();
+    server.user("rauth@example.com").await;
+    let (code, verifier) = code_for(&server, &client_id, "rauth@example.com").await;
+    let (s, tokens) = exchange(
+        &server,
+        &client_id,
+        Some(&secret),
+        &code,
+        REDIRECT,
+        &verifier,
+    )
+    .await;
+    assert_eq!(s, 200, "{tokens}");
+    let rt = tokens["refresh_token"].as_str().unwrap();
+
+    // A wrong secret, an unknown client, and no refresh token with a wrong secret: the
+    // client's error comes first, and the token is not used up.
+    let (s, b) = common::refresh(&server, &client_id, "wrong", rt).await;
+    assert_eq!((s, b["error"].as_str()), (401, Some("invalid_client")));
+    let (s, b) = common::refresh(&server, "no-such-client", "wrong", rt).await;
+    assert_eq!((s, b["error"].as_str()), (401, Some("invalid_client")));
+    let (s, b) = token_request(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &client_id),
+            ("client_secret", "wrong"),
+        ],
+    )
+    .await;
+    assert_eq!((s, b["error"].as_str()), (401, Some("invalid_client")));
+    let (s, b) = token_request(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &client_id),
+            ("client_secret", &secret),
+        ],
+    )
+    .await;
+    assert_eq!((s, b["error"].as_str()), (400, Some("invalid_request")));
+    let (s, b) = common::refresh(&server, &client_id, &secret, rt).await;
+    assert_eq!(s, 200, "the owner's token still works: {b}");
+    let rt = b["refresh_token"].as_str().unwrap().to_owned();
+
+    // Guessing through the refresh grant is throttled, and counted with the other grants'
+    // failures: two failed above (the unknown client counts in a bucket of its own), so 18
+    // more reach the limit of 20 for this client.
+    for _ in 0..18 {
+        let (s, _) = common::refresh(&server, &client_id, "guess", &rt).await;
+        assert_eq!(s, 401);
+    }
+    let (s, _) = token_request(
+        &server,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &client_id),
+            ("client_secret", "guess"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 429, "the refresh grant's failures count for the client");
+    let (s, _) = common::refresh(&server, &client_id, &secret, &rt).await;
+    assert_eq!(s, 429, "while limited, even the right secret waits");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_code_refused_for_its_verifier_is_burned() {
     let server = TestServer::start().await;

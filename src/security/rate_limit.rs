@@ -22,6 +22,7 @@ pub enum Decision {
 /// The window a failure counts in. A window opens at its first failure and lasts
 /// `window_secs`, so "one per 30 seconds" holds from any failure: a window aligned to the
 /// clock would let two through a second apart across its boundary.
+#[derive(Clone)]
 pub struct Window {
     pub bucket: String,
     now: i64,

@@ -91,48 +91,89 @@ pub async fn find(store: &Store, id: &str) -> StoreResult<Option<Client>> {
     row.map(Client::try_from).transpose()
 }
 
+/// What client authentication reads: the client (`None` if unknown) and the failures counted
+/// in its rate-limit bucket.
+pub type WithFailures = (Option<Client>, super::rate_limits::Tally);
+
+/// Whether a presented client id is worth a lookup: ids longer than 256 bytes are not (no
+/// client has one; they are generated), and the id is untrusted input.
+fn may_exist(id: &str) -> bool {
+    id.len() <= 256 && super::storable(id)
+}
+
+/// The client `$id` with the failures counted in bucket `$bucket`: one statement, written once
+/// for the async and the blocking connection.
+macro_rules! with_failures_query {
+    ($id:expr, $bucket:expr) => {
+        clients::table
+            .left_join(
+                super::schema::rate_limits::table
+                    .on(super::schema::rate_limits::bucket.eq($bucket)),
+            )
+            .filter(clients::id.eq($id))
+            .select((
+                ClientRow::as_select(),
+                (
+                    super::schema::rate_limits::hits,
+                    super::schema::rate_limits::expires_at,
+                )
+                    .nullable(),
+            ))
+    };
+}
+
+type WithFailuresRow = Option<(ClientRow, Option<(i64, i64)>)>;
+
 /// The client and the failures counted in a rate-limit bucket, in one statement: client
 /// authentication runs on every token request and must check the limit before the secret.
-/// `None` for an unknown client (its failures are then read with `rate_limits::count`).
+/// An unknown client's failures are read by a second statement (that path is not hot).
 pub async fn find_with_failures(
     store: &Store,
     id: &str,
     bucket: &str,
-) -> StoreResult<Option<(Client, super::rate_limits::Tally)>> {
-    use super::schema::rate_limits;
-    if !super::storable(id) {
-        return Ok(None);
-    }
-    macro_rules! query {
-        ($id:expr, $bucket:expr) => {
-            clients::table
-                .left_join(rate_limits::table.on(rate_limits::bucket.eq($bucket)))
-                .filter(clients::id.eq($id))
-                .select((
-                    ClientRow::as_select(),
-                    (rate_limits::hits, rate_limits::expires_at).nullable(),
-                ))
-        };
-    }
-    type Found = Option<(ClientRow, Option<(i64, i64)>)>;
-    let row: Found = match &store.backend {
+) -> StoreResult<WithFailures> {
+    let row: WithFailuresRow = match &store.backend {
         // Every token request starts here: on SQLite it runs on the token endpoint's connection
         // and thread, whose page cache stays warm ([`Store::with_sqlite_writer`]), instead of
         // a pooled connection that another connection's last write left with a cold cache.
         Backend::Sqlite(_) => {
             let (id, bucket) = (id.to_owned(), bucket.to_owned());
             store
-                .with_sqlite_writer(move |conn| {
-                    diesel::RunQueryDsl::first(query!(&id, &bucket), conn).optional()
-                })
+                .with_sqlite_writer(move |conn| find_with_failures_on(conn, &id, &bucket))
                 .await?
         }
+        Backend::Postgres(_) if !may_exist(id) => None,
         Backend::Postgres(_) => with_conn!(store, |conn| {
-            query!(id, bucket).first(conn).await.optional()?
+            with_failures_query!(id, bucket)
+                .first(conn)
+                .await
+                .optional()?
         }),
     };
-    row.map(|(client, tally)| Ok((Client::try_from(client)?, tally.into())))
-        .transpose()
+    match row {
+        Some(row) => with_failures_from(row),
+        None => Ok((None, super::rate_limits::count(store, bucket).await?)),
+    }
+}
+
+/// [`find_with_failures`]'s statement on the SQLite writer's connection, for a writer job that
+/// goes on to use what it read ([`super::refresh_tokens::redeem`]); `None` for an unknown client.
+pub(super) fn find_with_failures_on(
+    conn: &mut diesel::SqliteConnection,
+    id: &str,
+    bucket: &str,
+) -> diesel::QueryResult<WithFailuresRow> {
+    if !may_exist(id) {
+        return Ok(None);
+    }
+    diesel::RunQueryDsl::first(with_failures_query!(id, bucket), conn).optional()
+}
+
+/// A found client's row as [`WithFailures`].
+pub(super) fn with_failures_from(
+    (client, tally): (ClientRow, Option<(i64, i64)>),
+) -> StoreResult<WithFailures> {
+    Ok((Some(Client::try_from(client)?), tally.into()))
 }
 
 pub async fn list(store: &Store) -> StoreResult<Vec<Client>> {

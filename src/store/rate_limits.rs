@@ -49,16 +49,31 @@ pub async fn hit(store: &Store, bucket: &str, now: i64, length: i64) -> StoreRes
     })
 }
 
+/// The bucket `$bucket`'s hits and window end: one statement for the async and the blocking
+/// connection.
+macro_rules! tally_query {
+    ($bucket:expr) => {
+        rate_limits::table
+            .find($bucket)
+            .select((rate_limits::hits, rate_limits::expires_at))
+    };
+}
+
 /// The bucket's tally; a window that has ended counts nothing (`Window::decision` checks it).
 pub async fn count(store: &Store, bucket: &str) -> StoreResult<Tally> {
     let row: Option<(i64, i64)> = with_conn!(store, |conn| {
-        rate_limits::table
-            .find(bucket)
-            .select((rate_limits::hits, rate_limits::expires_at))
-            .first(conn)
-            .await
-            .optional()?
+        tally_query!(bucket).first(conn).await.optional()?
     });
+    Ok(row.into())
+}
+
+/// [`count`] on the SQLite writer's connection, inside a writer job.
+pub(super) fn count_on(
+    conn: &mut diesel::SqliteConnection,
+    bucket: &str,
+) -> diesel::QueryResult<Tally> {
+    let row: Option<(i64, i64)> =
+        diesel::RunQueryDsl::first(tally_query!(bucket), conn).optional()?;
     Ok(row.into())
 }
 

@@ -7,8 +7,10 @@ use diesel::{
 };
 use diesel_async::RunQueryDsl;
 
+use super::clients::{self, Client, WithFailures};
 use super::grants::GrantRow;
 use super::orgs::Organization;
+use super::rate_limits;
 use super::schema::{grants, organizations, refresh_tokens, users};
 use super::users::User;
 use super::{Backend, Store, StoreResult, with_conn};
@@ -123,42 +125,71 @@ pub enum Redeemed<T, E> {
     Rotated(WithGrant, T),
 }
 
-/// Redeems a refresh token: reads it with its grant, lets `decide` check the request against
-/// them (client, whether it was used already, expiry, scope) and mint the successor, then marks the token used in one
-/// conditional UPDATE, so that two concurrent uses (even on two replicas) cannot both succeed,
-/// and stores the successor only if this call won. `decide` runs before anything is written:
-/// a refused request (another client's token, a wider scope) must not burn the owner's token.
+/// The conditional UPDATE's verdict: this call marked the token used, or a concurrent one did.
+fn rotated_or_reused<T, E>(claimed: bool, found: WithGrant, value: T) -> Redeemed<T, E> {
+    if claimed {
+        Redeemed::Rotated(found, value)
+    } else {
+        Redeemed::Reused(found)
+    }
+}
+
+/// Authenticates the client and redeems its refresh token. `authenticate` judges the client
+/// row and its failure tally ([`clients::find_with_failures`]); only a client it accepts goes
+/// on. Then the token is read with its grant, `decide` checks the request against them
+/// (client, whether it was used already, expiry, scope) and mints the successor, and the token
+/// is marked used in one conditional UPDATE, so that two concurrent uses (even on two
+/// replicas) cannot both succeed; the successor is stored only if this call won. `decide` runs
+/// before anything is written: a refused request (another client's token, a wider scope) must
+/// not burn the owner's token.
 ///
-/// On SQLite the read, the UPDATE and the INSERT run in one hop to the writer thread
-/// ([`Store::with_sqlite_writer`]), the two writes in one IMMEDIATE transaction (one lock, one
-/// commit): each hop is a hand-off between threads, and the refresh grant is the token
-/// endpoint's hot path. On PostgreSQL they are three statements: the UPDATE alone decides, and
-/// a failed insert after it only costs the client its token.
-pub async fn redeem<T, E>(
+/// On SQLite all of it is one job on the writer thread ([`Store::with_sqlite_writer`]) and one
+/// IMMEDIATE transaction (one lock, one commit): each job is a hand-off between threads and
+/// each transaction takes and drops SQLite's file locks, and the refresh grant is the token
+/// endpoint's hot path. On PostgreSQL it is four statements: the UPDATE alone decides, and a
+/// failed insert after it only costs the client its token.
+///
+/// [`clients::find_with_failures`]: super::clients::find_with_failures
+pub async fn redeem<V, T, E>(
     store: &Store,
+    client: (&str, &str),
     token_hash: &str,
     now: i64,
-    decide: impl FnOnce(&WithGrant) -> Result<(RefreshTokenRow, T), E> + Send + 'static,
-) -> StoreResult<Redeemed<T, E>>
+    authenticate: impl FnOnce(WithFailures) -> Result<Client, V> + Send + 'static,
+    decide: impl FnOnce(&Client, &WithGrant) -> Result<(RefreshTokenRow, T), E> + Send + 'static,
+) -> StoreResult<Result<(Client, Redeemed<T, E>), V>>
 where
+    V: Send + 'static,
     T: Send + 'static,
     E: Send + 'static,
 {
+    let (client_id, bucket) = client;
     match &store.backend {
         Backend::Sqlite(_) => {
+            let (client_id, bucket) = (client_id.to_owned(), bucket.to_owned());
             let token_hash = token_hash.to_owned();
             store
                 .with_sqlite_writer(move |conn| {
-                    let found = diesel::RunQueryDsl::first::<WithGrantTuple>(
-                        with_grant_query!(&token_hash),
-                        conn,
-                    )
-                    .optional()?;
-                    let (found, next, value) = match decided(found, decide) {
-                        Ok(decided) => decided,
-                        Err(answer) => return Ok(answer),
-                    };
-                    let claimed = conn.immediate_transaction(|conn| {
+                    // The transaction's error type also carries a corrupt client row.
+                    Ok(conn.immediate_transaction(|conn| -> StoreResult<_> {
+                        let found = match clients::find_with_failures_on(conn, &client_id, &bucket)?
+                        {
+                            Some(row) => clients::with_failures_from(row)?,
+                            None => (None, rate_limits::count_on(conn, &bucket)?),
+                        };
+                        let client = match authenticate(found) {
+                            Ok(client) => client,
+                            Err(refused) => return Ok(Err(refused)),
+                        };
+                        let found = diesel::RunQueryDsl::first::<WithGrantTuple>(
+                            with_grant_query!(&token_hash),
+                            conn,
+                        )
+                        .optional()?;
+                        let (found, next, value) = match decided(found, |f| decide(&client, f)) {
+                            Ok(decided) => decided,
+                            Err(answer) => return Ok(Ok((client, answer))),
+                        };
                         let claimed =
                             diesel::RunQueryDsl::execute(mark_used!(&token_hash, now), conn)? == 1;
                         if claimed {
@@ -167,35 +198,34 @@ where
                                 conn,
                             )?;
                         }
-                        diesel::QueryResult::Ok(claimed)
-                    })?;
-                    Ok(if claimed {
-                        Redeemed::Rotated(found, value)
-                    } else {
-                        Redeemed::Reused(found)
-                    })
+                        Ok(Ok((client, rotated_or_reused(claimed, found, value))))
+                    }))
                 })
-                .await
+                .await?
         }
         Backend::Postgres(pool) => {
+            let found = clients::find_with_failures(store, client_id, bucket).await?;
+            let client = match authenticate(found) {
+                Ok(client) => client,
+                Err(refused) => return Ok(Err(refused)),
+            };
             let conn = &mut *pool.get().await?;
             let found = with_grant_query!(token_hash)
                 .first::<WithGrantTuple>(conn)
                 .await
                 .optional()?;
-            let (found, next, value) = match decided(found, decide) {
+            let (found, next, value) = match decided(found, |f| decide(&client, f)) {
                 Ok(decided) => decided,
-                Err(answer) => return Ok(answer),
+                Err(answer) => return Ok(Ok((client, answer))),
             };
             let claimed = mark_used!(token_hash, now).execute(conn).await? == 1;
-            if !claimed {
-                return Ok(Redeemed::Reused(found));
+            if claimed {
+                diesel::insert_into(refresh_tokens::table)
+                    .values(&next)
+                    .execute(conn)
+                    .await?;
             }
-            diesel::insert_into(refresh_tokens::table)
-                .values(&next)
-                .execute(conn)
-                .await?;
-            Ok(Redeemed::Rotated(found, value))
+            Ok(Ok((client, rotated_or_reused(claimed, found, value))))
         }
     }
 }

@@ -11,12 +11,11 @@ use crate::http::params::Params;
 use crate::security::rate_limit::{self, Decision};
 use crate::security::{constant_time_eq, digest};
 use crate::store::clients::{self, Client};
-use crate::store::rate_limits;
 
 const KIND: &str = "client-auth";
 
 /// The credentials a request presents, before they are checked against the store.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Presented {
     pub client_id: String,
     pub secret: Option<String>,
@@ -91,44 +90,93 @@ pub async fn authenticate(
     headers: &HeaderMap,
     params: &Params,
 ) -> Result<Client, Error> {
-    let presented = presented(headers, params)?;
-    let policy = &app.config.rate_limits.client_auth_per_client;
-    let window = rate_limit::window(KIND, &presented.client_id, policy);
-    // The limit is checked before the secret, with the client read in the same statement.
-    let found = if presented.client_id.len() <= 256 {
-        clients::find_with_failures(&app.store, &presented.client_id, &window.bucket).await?
-    } else {
-        None
-    };
-    let (client, tally) = match found {
-        Some((client, tally)) => (Some(client), tally),
-        None => (None, rate_limits::count(&app.store, &window.bucket).await?),
-    };
-    if let Decision::Limited { retry_after_secs } = window.decision(tally, policy) {
-        return Err(Error::RateLimited {
-            retry_after_secs,
-            description: "too many failed client authentications; try again later".into(),
-        });
+    let attempt = Attempt::new(app, headers, params)?;
+    let found =
+        clients::find_with_failures(&app.store, attempt.client_id(), attempt.bucket()).await?;
+    match attempt.judge(found) {
+        Ok(client) => Ok(client),
+        Err(refused) => Err(attempt.refusal(app, refused).await),
     }
-    let verdict = match (&client, &presented.secret) {
-        (None, _) => Err("unknown client"),
-        (Some(c), None) if c.is_public() => Ok(()),
-        (Some(_), None) => Err("client authentication is required for this client"),
-        (Some(c), Some(_)) if c.is_public() => Err("public clients have no secret"),
-        (Some(c), Some(secret)) => {
-            let stored = c.secret_hash.as_deref().unwrap_or_default();
-            if constant_time_eq(stored.as_bytes(), digest(secret).as_bytes()) {
-                Ok(())
-            } else {
-                Err("client authentication failed")
+}
+
+/// One client authentication: the presented credentials and the rate-limit window they count
+/// in. [`Attempt::judge`] is pure, so that a grant may run it inside its own store round trip
+/// (the refresh grant, `refresh_tokens::redeem`); [`Attempt::refusal`] counts a failure.
+#[derive(Clone)]
+pub struct Attempt {
+    presented: Presented,
+    window: rate_limit::Window,
+    policy: rate_limit::Policy,
+}
+
+/// Why [`Attempt::judge`] refused a client.
+#[derive(Debug)]
+pub enum Refused {
+    Limited { retry_after_secs: i64 },
+    Failed(&'static str),
+}
+
+impl Attempt {
+    pub fn new(app: &App, headers: &HeaderMap, params: &Params) -> Result<Attempt, Error> {
+        let presented = presented(headers, params)?;
+        let policy = app.config.rate_limits.client_auth_per_client;
+        let window = rate_limit::window(KIND, &presented.client_id, &policy);
+        Ok(Attempt {
+            presented,
+            window,
+            policy,
+        })
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.presented.client_id
+    }
+
+    /// The rate-limit bucket the client's failures count in.
+    pub fn bucket(&self) -> &str {
+        &self.window.bucket
+    }
+
+    /// The presented credentials against the stored client: the limit is checked before the
+    /// secret.
+    pub fn judge(&self, (client, tally): clients::WithFailures) -> Result<Client, Refused> {
+        if let Decision::Limited { retry_after_secs } = self.window.decision(tally, &self.policy) {
+            return Err(Refused::Limited { retry_after_secs });
+        }
+        let client = client.ok_or(Refused::Failed("unknown client"))?;
+        match &self.presented.secret {
+            None if client.is_public() => Ok(client),
+            None => Err(Refused::Failed(
+                "client authentication is required for this client",
+            )),
+            Some(_) if client.is_public() => Err(Refused::Failed("public clients have no secret")),
+            Some(secret) => {
+                let stored = client.secret_hash.as_deref().unwrap_or_default();
+                if constant_time_eq(stored.as_bytes(), digest(secret).as_bytes()) {
+                    Ok(client)
+                } else {
+                    Err(Refused::Failed("client authentication failed"))
+                }
             }
         }
-    };
-    match verdict {
-        Ok(()) => Ok(client.expect("verdict Ok implies a client")),
-        Err(reason) => {
-            rate_limit::record_failure(&app.store, KIND, &presented.client_id, policy).await?;
-            Err(Error::InvalidClient(reason.into()))
+    }
+
+    /// A refusal as the endpoint answers it; a failed authentication is counted.
+    pub async fn refusal(&self, app: &App, refused: Refused) -> Error {
+        match refused {
+            Refused::Limited { retry_after_secs } => Error::RateLimited {
+                retry_after_secs,
+                description: "too many failed client authentications; try again later".into(),
+            },
+            Refused::Failed(reason) => {
+                let counted =
+                    rate_limit::record_failure(&app.store, KIND, self.client_id(), &self.policy)
+                        .await;
+                match counted {
+                    Ok(()) => Error::InvalidClient(reason.into()),
+                    Err(e) => e.into(),
+                }
+            }
         }
     }
 }

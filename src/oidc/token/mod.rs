@@ -1,4 +1,4 @@
-//! The token endpoint (RFC 6749 §3.2): authenticate the client, then dispatch to one module
+//! The token endpoint (RFC 6749 §3.2): authenticate the client and dispatch to one module
 //! per grant type. Every answer carries `Cache-Control: no-store` (§5.1).
 
 pub mod authorization_code;
@@ -84,25 +84,43 @@ async fn handle(
     let grant_type = params
         .get("grant_type")
         .ok_or_else(|| Error::invalid_request("grant_type is required"))?;
-    let client = client_auth::authenticate(app, headers, &params).await?;
     let (grant, issued) = match grant_type {
-        "authorization_code" => (
-            "authorization_code",
-            authorization_code::exchange(app, &client, &params).await,
-        ),
+        // This grant authenticates the client in the same store round trip as it reads the
+        // token (see there); the others authenticate it first.
         "refresh_token" => (
             "refresh_token",
-            refresh_token::exchange(app, &client, &params).await,
+            refresh_token::exchange(app, headers, &params).await,
+        ),
+        "authorization_code" => (
+            "authorization_code",
+            authorization_code::exchange(
+                app,
+                &client_auth::authenticate(app, headers, &params).await?,
+                &params,
+            )
+            .await,
         ),
         "client_credentials" => (
             "client_credentials",
-            client_credentials::exchange(app, &client, &params).await,
+            client_credentials::exchange(
+                app,
+                &client_auth::authenticate(app, headers, &params).await?,
+                &params,
+            )
+            .await,
         ),
         device_code::GRANT_TYPE => (
             "device_code",
-            device_code::exchange(app, &client, &params).await,
+            device_code::exchange(
+                app,
+                &client_auth::authenticate(app, headers, &params).await?,
+                &params,
+            )
+            .await,
         ),
         _ => {
+            // Only an authenticated client learns which grant types exist.
+            client_auth::authenticate(app, headers, &params).await?;
             return Err(Error::oauth(
                 Code::UnsupportedGrantType,
                 "this grant type is not supported",
