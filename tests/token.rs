@@ -17,6 +17,19 @@ async fn code_for(server: &TestServer, client_id: &str, email: &str) -> (String,
     (q["code"].clone(), verifier)
 }
 
+/// A code flow for `email` and the code's exchange, which must succeed: the tokens.
+async fn tokens_for(
+    server: &TestServer,
+    client_id: &str,
+    secret: Option<&str>,
+    email: &str,
+) -> serde_json::Value {
+    let (code, verifier) = code_for(server, client_id, email).await;
+    let (status, tokens) = exchange(server, client_id, secret, &code, REDIRECT, &verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens
+}
+
 async fn userinfo_status(server: &TestServer, access_token: &str) -> u16 {
     plain_client()
         .get(format!("{}/userinfo", server.url))
@@ -191,16 +204,7 @@ async fn simultaneous_uses_of_a_code_or_refresh_token_leave_nothing_alive() {
         assert_eq!(userinfo_status(&server, access).await, 401, "grant revoked");
     }
 
-    let (code, verifier) = code_for(&server, &client_id, "race@example.com").await;
-    let (_, first) = exchange(
-        &server,
-        &client_id,
-        Some(&secret),
-        &code,
-        REDIRECT,
-        &verifier,
-    )
-    .await;
+    let first = tokens_for(&server, &client_id, Some(&secret), "race@example.com").await;
     let token = first["refresh_token"].as_str().unwrap();
     let refreshes = (0..8).map(|_| common::refresh(&server, &client_id, &secret, token));
     let won = winners(futures_util::future::join_all(refreshes).await);
@@ -224,16 +228,7 @@ async fn refresh_tokens_rotate_keep_auth_time_and_reuse_revokes_the_family() {
     let (client_id, secret) = server.client(false, REDIRECT).await;
     server.user("d@example.com").await;
     let secret = secret.unwrap();
-    let (code, verifier) = code_for(&server, &client_id, "d@example.com").await;
-    let (_, first) = exchange(
-        &server,
-        &client_id,
-        Some(&secret),
-        &code,
-        REDIRECT,
-        &verifier,
-    )
-    .await;
+    let first = tokens_for(&server, &client_id, Some(&secret), "d@example.com").await;
     let original = claims_of(first["id_token"].as_str().unwrap());
     let r1 = first["refresh_token"].as_str().unwrap().to_owned();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -446,16 +441,7 @@ async fn userinfo_bearer_rules() {
     let server = TestServer::start().await;
     let (client_id, secret) = server.client(false, REDIRECT).await;
     server.user("f@example.com").await;
-    let (code, verifier) = code_for(&server, &client_id, "f@example.com").await;
-    let (_, tokens) = exchange(
-        &server,
-        &client_id,
-        secret.as_deref(),
-        &code,
-        REDIRECT,
-        &verifier,
-    )
-    .await;
+    let tokens = tokens_for(&server, &client_id, secret.as_deref(), "f@example.com").await;
     let access = tokens["access_token"].as_str().unwrap();
     let id_token = tokens["id_token"].as_str().unwrap();
     let http = plain_client();
@@ -642,17 +628,7 @@ async fn the_refresh_grant_authenticates_its_client_like_every_grant() {
     let (client_id, secret) = server.client(false, REDIRECT).await;
     let secret = secret.unwrap();
     server.user("rauth@example.com").await;
-    let (code, verifier) = code_for(&server, &client_id, "rauth@example.com").await;
-    let (s, tokens) = exchange(
-        &server,
-        &client_id,
-        Some(&secret),
-        &code,
-        REDIRECT,
-        &verifier,
-    )
-    .await;
-    assert_eq!(s, 200, "{tokens}");
+    let tokens = tokens_for(&server, &client_id, Some(&secret), "rauth@example.com").await;
     let rt = tokens["refresh_token"].as_str().unwrap();
 
     // A wrong secret, an unknown client, and no refresh token with a wrong secret: the
@@ -768,17 +744,7 @@ async fn opaque_access_tokens_work_like_jwts_and_die_with_their_grant() {
     let (client_id, secret) = server.client(false, REDIRECT).await;
     let secret = secret.unwrap();
     server.user("o@example.com").await;
-    let (code, verifier) = code_for(&server, &client_id, "o@example.com").await;
-    let (status, body) = exchange(
-        &server,
-        &client_id,
-        Some(&secret),
-        &code,
-        REDIRECT,
-        &verifier,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    let body = tokens_for(&server, &client_id, Some(&secret), "o@example.com").await;
     let access = body["access_token"].as_str().unwrap();
     assert!(access.starts_with("tat_"), "opaque format: {access}");
     assert_eq!(access.split('.').count(), 1, "not a JWS");

@@ -84,47 +84,35 @@ async fn handle(
     let grant_type = params
         .get("grant_type")
         .ok_or_else(|| Error::invalid_request("grant_type is required"))?;
-    let (grant, issued) = match grant_type {
-        // This grant authenticates the client in the same store round trip as it reads the
-        // token (see there); the others authenticate it first.
-        "refresh_token" => (
+    // The refresh grant authenticates the client in the same store round trip as it reads the
+    // token (see there); every other grant type, known or not, is answered only to an
+    // authenticated client.
+    let (grant, issued) = if grant_type == "refresh_token" {
+        (
             "refresh_token",
             refresh_token::exchange(app, headers, &params).await,
-        ),
-        "authorization_code" => (
-            "authorization_code",
-            authorization_code::exchange(
-                app,
-                &client_auth::authenticate(app, headers, &params).await?,
-                &params,
-            )
-            .await,
-        ),
-        "client_credentials" => (
-            "client_credentials",
-            client_credentials::exchange(
-                app,
-                &client_auth::authenticate(app, headers, &params).await?,
-                &params,
-            )
-            .await,
-        ),
-        device_code::GRANT_TYPE => (
-            "device_code",
-            device_code::exchange(
-                app,
-                &client_auth::authenticate(app, headers, &params).await?,
-                &params,
-            )
-            .await,
-        ),
-        _ => {
-            // Only an authenticated client learns which grant types exist.
-            client_auth::authenticate(app, headers, &params).await?;
-            return Err(Error::oauth(
-                Code::UnsupportedGrantType,
-                "this grant type is not supported",
-            ));
+        )
+    } else {
+        let client = client_auth::authenticate(app, headers, &params).await?;
+        match grant_type {
+            "authorization_code" => (
+                "authorization_code",
+                authorization_code::exchange(app, &client, &params).await,
+            ),
+            "client_credentials" => (
+                "client_credentials",
+                client_credentials::exchange(app, &client, &params).await,
+            ),
+            device_code::GRANT_TYPE => (
+                "device_code",
+                device_code::exchange(app, &client, &params).await,
+            ),
+            _ => {
+                return Err(Error::oauth(
+                    Code::UnsupportedGrantType,
+                    "this grant type is not supported",
+                ));
+            }
         }
     };
     if issued.is_ok() {
