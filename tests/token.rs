@@ -680,6 +680,24 @@ async fn the_refresh_grant_authenticates_its_client_like_every_grant() {
     assert_eq!(s, 429, "the refresh grant's failures count for the client");
     let (s, _) = common::refresh(&server, &client_id, &secret, &rt).await;
     assert_eq!(s, 429, "while limited, even the right secret waits");
+
+    // An unknown client's guesses are throttled too, whichever grant makes them: one failed
+    // above, 19 more through client credentials reach the limit, and the refresh grant (which
+    // reads an unknown client's tally in its own store job) sees it.
+    async fn guess(server: &TestServer, grant_type: &str) -> u16 {
+        let params = [
+            ("grant_type", grant_type),
+            ("refresh_token", "x"),
+            ("client_id", "no-such-client"),
+            ("client_secret", "guess"),
+        ];
+        token_request(server, &params).await.0
+    }
+    for _ in 0..19 {
+        assert_eq!(guess(&server, "client_credentials").await, 401);
+    }
+    assert_eq!(guess(&server, "refresh_token").await, 429);
+    assert_eq!(guess(&server, "client_credentials").await, 429);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -122,7 +122,8 @@ macro_rules! with_failures_query {
     };
 }
 
-type WithFailuresRow = Option<(ClientRow, Option<(i64, i64)>)>;
+/// [`WithFailures`] before the client's row is decoded.
+pub(super) type WithFailuresRow = (Option<ClientRow>, super::rate_limits::Tally);
 
 /// The client and the failures counted in a rate-limit bucket, in one statement: client
 /// authentication runs on every token request and must check the limit before the secret.
@@ -142,38 +143,47 @@ pub async fn find_with_failures(
                 .with_sqlite_writer(move |conn| find_with_failures_on(conn, &id, &bucket))
                 .await?
         }
-        Backend::Postgres(_) if !may_exist(id) => None,
-        Backend::Postgres(_) => with_conn!(store, |conn| {
-            with_failures_query!(id, bucket)
-                .first(conn)
-                .await
-                .optional()?
-        }),
+        Backend::Postgres(_) => {
+            let found: Option<(ClientRow, Option<(i64, i64)>)> = if may_exist(id) {
+                with_conn!(store, |conn| {
+                    with_failures_query!(id, bucket)
+                        .first(conn)
+                        .await
+                        .optional()?
+                })
+            } else {
+                None
+            };
+            match found {
+                Some((client, tally)) => (Some(client), tally.into()),
+                None => (None, super::rate_limits::count(store, bucket).await?),
+            }
+        }
     };
-    match row {
-        Some(row) => with_failures_from(row),
-        None => Ok((None, super::rate_limits::count(store, bucket).await?)),
-    }
+    decoded(row)
 }
 
-/// [`find_with_failures`]'s statement on the SQLite writer's connection, for a writer job that
-/// goes on to use what it read ([`super::refresh_tokens::redeem`]); `None` for an unknown client.
+/// [`find_with_failures`] on the SQLite writer's connection, also for a writer job that goes on
+/// to use what it read ([`super::refresh_tokens::redeem`]).
 pub(super) fn find_with_failures_on(
     conn: &mut diesel::SqliteConnection,
     id: &str,
     bucket: &str,
 ) -> diesel::QueryResult<WithFailuresRow> {
-    if !may_exist(id) {
-        return Ok(None);
-    }
-    diesel::RunQueryDsl::first(with_failures_query!(id, bucket), conn).optional()
+    let found: Option<(ClientRow, Option<(i64, i64)>)> = if may_exist(id) {
+        diesel::RunQueryDsl::first(with_failures_query!(id, bucket), conn).optional()?
+    } else {
+        None
+    };
+    Ok(match found {
+        Some((client, tally)) => (Some(client), tally.into()),
+        None => (None, super::rate_limits::count_on(conn, bucket)?),
+    })
 }
 
-/// A found client's row as [`WithFailures`].
-pub(super) fn with_failures_from(
-    (client, tally): (ClientRow, Option<(i64, i64)>),
-) -> StoreResult<WithFailures> {
-    Ok((Some(Client::try_from(client)?), tally.into()))
+/// The client's row decoded ([`Client::try_from`]).
+pub(super) fn decoded((client, tally): WithFailuresRow) -> StoreResult<WithFailures> {
+    Ok((client.map(Client::try_from).transpose()?, tally))
 }
 
 pub async fn list(store: &Store) -> StoreResult<Vec<Client>> {

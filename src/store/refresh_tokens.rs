@@ -10,7 +10,6 @@ use diesel_async::RunQueryDsl;
 use super::clients::{self, Client, WithFailures};
 use super::grants::GrantRow;
 use super::orgs::Organization;
-use super::rate_limits;
 use super::schema::{grants, organizations, refresh_tokens, users};
 use super::users::User;
 use super::{Backend, Store, StoreResult, with_conn};
@@ -172,12 +171,8 @@ where
                 .with_sqlite_writer(move |conn| {
                     // The transaction's error type also carries a corrupt client row.
                     Ok(conn.immediate_transaction(|conn| -> StoreResult<_> {
-                        let found = match clients::find_with_failures_on(conn, &client_id, &bucket)?
-                        {
-                            Some(row) => clients::with_failures_from(row)?,
-                            None => (None, rate_limits::count_on(conn, &bucket)?),
-                        };
-                        let client = match authenticate(found) {
+                        let found = clients::find_with_failures_on(conn, &client_id, &bucket)?;
+                        let client = match authenticate(clients::decoded(found)?) {
                             Ok(client) => client,
                             Err(refused) => return Ok(Err(refused)),
                         };

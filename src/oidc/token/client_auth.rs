@@ -90,13 +90,7 @@ pub async fn authenticate(
     headers: &HeaderMap,
     params: &Params,
 ) -> Result<Client, Error> {
-    let attempt = Attempt::new(app, headers, params)?;
-    let found =
-        clients::find_with_failures(&app.store, attempt.client_id(), attempt.bucket()).await?;
-    match attempt.judge(found) {
-        Ok(client) => Ok(client),
-        Err(refused) => Err(attempt.refusal(app, refused).await),
-    }
+    Attempt::new(app, headers, params)?.authenticate(app).await
 }
 
 /// One client authentication: the presented credentials and the rate-limit window they count
@@ -135,6 +129,16 @@ impl Attempt {
     /// The rate-limit bucket the client's failures count in.
     pub fn bucket(&self) -> &str {
         &self.window.bucket
+    }
+
+    /// Reads the client and judges it: [`authenticate`] for a request already parsed.
+    pub async fn authenticate(&self, app: &App) -> Result<Client, Error> {
+        let found =
+            clients::find_with_failures(&app.store, self.client_id(), self.bucket()).await?;
+        match self.judge(found) {
+            Ok(client) => Ok(client),
+            Err(refused) => Err(self.refusal(app, refused).await),
+        }
     }
 
     /// The presented credentials against the stored client: the limit is checked before the

@@ -43,7 +43,7 @@ pub async fn exchange(
     let attempt = client_auth::Attempt::new(app, headers, params)?;
     let Some(token) = params.get("refresh_token") else {
         // The client is authenticated first, as for every grant: its errors come first.
-        client_auth::authenticate(app, headers, params).await?;
+        attempt.authenticate(app).await?;
         return Err(Error::invalid_request("refresh_token is required"));
     };
     let now = store::now();
