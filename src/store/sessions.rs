@@ -183,23 +183,18 @@ pub async fn unnotified_for_user(store: &Store, user_id: &str) -> StoreResult<Ve
     })
 }
 
-/// Deletes sessions that ended (revoked or expired) more than `keep_secs` ago, once their
-/// back-channel logout was sent (the sweeper runs first; see `ops::housekeeping`).
+/// Deletes sessions whose back-channel logout was sent more than `keep_secs` ago (the sweeper
+/// runs first; see `ops::housekeeping`). The logout is claimed when, or after, the session
+/// ends (revoked or expired), never before, so each of these ended at least that long ago; and
+/// the one condition reads only the rows it deletes, through `sessions_unnotified`.
 pub async fn purge_ended(store: &Store, now: i64, keep_secs: i64) -> StoreResult<usize> {
     let cutoff = now - keep_secs;
     with_conn!(store, |conn| {
-        Ok(diesel::delete(
-            sessions::table
-                .filter(sessions::logout_sent_at.is_not_null())
-                .filter(
-                    sessions::expires_at
-                        .lt(cutoff)
-                        .or(sessions::absolute_expires_at.lt(cutoff))
-                        .or(sessions::revoked_at.lt(cutoff)),
-                ),
+        Ok(
+            diesel::delete(sessions::table.filter(sessions::logout_sent_at.lt(cutoff)))
+                .execute(conn)
+                .await?,
         )
-        .execute(conn)
-        .await?)
     })
 }
 
