@@ -2,7 +2,8 @@
 //! its first read to its commit, and the token endpoint's writes wait behind it; a purge that
 //! scanned its table (a day of rotated refresh tokens, every grant) held the lock for as long
 //! as the table took to read, every minute. So every DELETE that housekeeping runs must find
-//! its rows through an index: SQLite's own query plan says so.
+//! its rows through an index: SQLite's own query plan says so. And what it deletes of the
+//! sessions is only what has been over for the reuse window.
 
 mod common;
 
@@ -34,14 +35,80 @@ struct PlanStep {
 /// current, the next and the few retired ones still published).
 const SMALL_TABLES: &[&str] = &["signing_keys"];
 
+/// A server on SQLite whatever the environment says (the plans checked are SQLite's), with a
+/// connection of the test's own to its file.
+async fn sqlite_server() -> (TestServer, SqliteConnection) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tessera.db");
+    let url = format!("sqlite://{}", path.display());
+    let server = TestServer::start_on(url, dir, |_| {}).await;
+    let conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    (server, conn)
+}
+
 #[tokio::test]
 async fn every_purge_finds_its_rows_through_an_index() {
     set_default_instrumentation(record_statements).unwrap();
-    // SQLite whatever the environment says: the plan checked is SQLite's.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("tessera.db");
-    let server = TestServer::start_on(format!("sqlite://{}", path.display()), dir, |_| {}).await;
-    let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    let (server, mut conn) = sqlite_server().await;
+    tessera::ops::housekeeping(&server.running.as_ref().unwrap().app).await;
+
+    let deletes: Vec<String> = STATEMENTS
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|sql| sql.starts_with("DELETE"))
+        // Diesel's text ends with the bound values; the plan needs only the placeholders.
+        .map(|sql| sql.split(" -- binds:").next().unwrap_or(sql).to_owned())
+        .collect();
+    for sql in &deletes {
+        let plan: Vec<PlanStep> = sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+            .load(&mut conn)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        for step in &plan {
+            let Some(table) = step.detail.strip_prefix("SCAN ") else {
+                continue;
+            };
+            let table = table.split_whitespace().next().unwrap_or(table);
+            assert!(
+                SMALL_TABLES.contains(&table),
+                "a purge reads its whole table: {sql}\nplan: {}",
+                step.detail
+            );
+        }
+    }
+    // The check above covers what housekeeping ran: make sure that was all of it.
+    for table in [
+        "authorization_codes",
+        "device_authorizations",
+        "refresh_tokens",
+        "authorization_requests",
+        "sessions",
+        "grants",
+        "otp_challenges",
+        "account_codes",
+        "signups",
+        "audit_log",
+        "rate_limits",
+        "webauthn_ceremonies",
+        "qr_logins",
+        "device_challenges",
+        "device_enrollments",
+        "upstream_logins",
+        "upstream_pending_links",
+    ] {
+        assert!(
+            deletes
+                .iter()
+                .any(|sql| sql.starts_with(&format!("DELETE FROM `{table}`"))),
+            "housekeeping did not purge {table}: {deletes:#?}"
+        );
+    }
+}
+
+/// Sessions go once their logout went out more than the reuse window ago, whatever ended them.
+#[tokio::test]
+async fn ended_sessions_are_purged_a_reuse_window_after_their_logout_went_out() {
+    let (server, mut conn) = sqlite_server().await;
     let user = server.user("kept@example.com").await;
     let org = &server.app().default_org.id;
     let now = tessera::store::now();
@@ -99,58 +166,4 @@ async fn every_purge_finds_its_rows_through_an_index() {
     );
     assert!(kept[0].logout_sent_at.is_some_and(|t| t >= now));
     assert_eq!(kept[1].logout_sent_at, None);
-
-    let deletes: Vec<String> = STATEMENTS
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|sql| sql.starts_with("DELETE"))
-        // Diesel's text ends with the bound values; the plan needs only the placeholders.
-        .map(|sql| sql.split(" -- binds:").next().unwrap_or(sql).to_owned())
-        .collect();
-    let mut purged = Vec::new();
-    for sql in &deletes {
-        let plan: Vec<PlanStep> = sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
-            .load(&mut conn)
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        for step in &plan {
-            let Some(table) = step.detail.strip_prefix("SCAN ") else {
-                continue;
-            };
-            let table = table.split_whitespace().next().unwrap_or(table);
-            assert!(
-                SMALL_TABLES.contains(&table),
-                "a purge reads its whole table: {sql}\nplan: {}",
-                step.detail
-            );
-        }
-        purged.push(sql.clone());
-    }
-    // The check above covers what housekeeping ran: make sure that was all of it.
-    for table in [
-        "authorization_codes",
-        "device_authorizations",
-        "refresh_tokens",
-        "authorization_requests",
-        "sessions",
-        "grants",
-        "otp_challenges",
-        "account_codes",
-        "signups",
-        "audit_log",
-        "rate_limits",
-        "webauthn_ceremonies",
-        "qr_logins",
-        "device_challenges",
-        "device_enrollments",
-        "upstream_logins",
-        "upstream_pending_links",
-    ] {
-        assert!(
-            purged
-                .iter()
-                .any(|sql| sql.starts_with(&format!("DELETE FROM `{table}`"))),
-            "housekeeping did not purge {table}: {purged:#?}"
-        );
-    }
 }
